@@ -1,0 +1,119 @@
+"""Base classes for sources and sinks: the contract between the runtime and connectors.
+
+A connector only implements these methods; the runtime owns batching into mailboxes,
+timestamps, watermarks, backpressure, error policies and (later) checkpoints.
+
+Source contract:
+1. ``open(context, position)`` is awaited once before reading. ``position`` is what
+   ``position()`` returned at the checkpoint being restored, or None for a fresh start.
+2. ``read_batch(max_records, timeout_s)`` returns a list of at most ``max_records``
+   records, an empty list if nothing arrived within ``timeout_s``, or None at the end of
+   a finite input. It must not block the event loop for long.
+3. ``position()`` describes the place just after the last record returned, as a
+   JSON-serialisable value, so a restarted source can resume exactly there.
+4. ``close()`` is awaited once, also after a failure.
+A record the source cannot decode is reported with ``context.bad_record(...)``, which
+applies the stage's ``on_error`` policy (raise, skip and count, or dead-letter).
+
+Sink contract:
+1. ``open(context)`` once; 2. ``write_batch(records)`` (sync or ``async``) per batch, in
+order; 3. ``close()`` on end of stream (flush) or after a failure.
+Transactional sinks also implement the checkpoint hooks (see ``streamcore.state``).
+Design: docs/runtime.md#connectors
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from streamcore.errors import SourceError
+
+__all__ = ["Sink", "SinkContext", "Source", "SourceContext"]
+
+log = logging.getLogger("streamcore.io")
+
+
+class SourceContext:
+    """What the runtime tells a source, and how the source reports bad input."""
+
+    def __init__(
+        self,
+        stage: str,
+        *,
+        on_error: str = "fail",
+        linger_s: float = 0.005,
+        dead_letter: Callable[[object, BaseException], None] | None = None,
+    ) -> None:
+        self.stage = stage
+        self.on_error = on_error
+        self.linger_s = linger_s
+        self._dead_letter = dead_letter
+        self.bad_records = 0
+        """Records the source could not decode (skipped or dead-lettered)."""
+
+    def bad_record(self, raw: object, error: BaseException, where: str) -> None:
+        """Apply the stage's error policy to a record that could not be decoded.
+
+        ``where`` says where it was found (``"file events.jsonl line 17"``). With
+        ``on_error="fail"`` this raises ``SourceError``; otherwise the record is counted
+        and skipped or handed to the flow's dead letters.
+        """
+        err = SourceError(f"source {self.stage!r}: cannot decode {where}: {error}")
+        err.__cause__ = error
+        if self.on_error == "fail":
+            raise err
+        self.bad_records += 1
+        if self.on_error == "dead_letter" and self._dead_letter is not None:
+            self._dead_letter(raw, err)
+        else:
+            log.warning("skipped bad record stage=%s where=%r error=%r", self.stage, where, str(error))
+
+
+class Source:
+    """A connector that produces records. Subclass and implement ``read_batch``."""
+
+    default_name: ClassVar[str] = "source"
+    rewindable: ClassVar[bool] = False
+    """True when ``open(position=...)`` can resume from a checkpointed position."""
+
+    async def open(self, context: SourceContext, position: Any | None = None) -> None:
+        """Prepare to read, starting at ``position`` when one is given."""
+        self.context = context
+
+    async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
+        """Up to ``max_records`` records; ``[]`` if none came within ``timeout_s``; None at the end."""
+        raise NotImplementedError
+
+    def position(self) -> Any:
+        """Where reading would resume after the last batch returned (JSON-serialisable)."""
+        return None
+
+    async def close(self) -> None:
+        """Release whatever ``open`` took."""
+
+
+class SinkContext:
+    """What the runtime tells a sink."""
+
+    def __init__(self, stage: str, flow: str) -> None:
+        self.stage = stage
+        self.flow = flow
+
+
+class Sink:
+    """A connector that consumes records. Subclass and implement ``write_batch``."""
+
+    default_name: ClassVar[str] = "sink"
+
+    async def open(self, context: SinkContext) -> None:
+        """Prepare to write."""
+        self.context = context
+
+    def write_batch(self, records: list[Any]) -> Awaitable[None] | None:
+        """Write one batch, in order. May be a plain method or ``async def``."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Flush and release; called at end of stream and after a failure."""
