@@ -204,12 +204,16 @@ cmd_start() {
         if [[ -f "$DIR/cluster-id" ]]; then
             cluster_id="$(cat "$DIR/cluster-id")"
         else
+            # 16 random bytes, URL-safe base64 without padding; like Kafka's own ids,
+            # never starting with "-" (the storage tool would take it for an option).
             cluster_id="$("$(python_bin)" -c 'import base64, os
-print(base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode())')"
+while (cid := base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode())[0] == "-":
+    pass
+print(cid)')"
             echo "$cluster_id" >"$DIR/cluster-id"
         fi
         mkdir -p "$DATA"
-        if ! "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" \
+        if ! "${jvm[@]}" kafka.tools.StorageTool format "--cluster-id=$cluster_id" -c "$PROPS" \
             --ignore-formatted >"$DIR/format.log" 2>&1; then
             cat "$DIR/format.log" >&2
             die "formatting KRaft storage failed"
