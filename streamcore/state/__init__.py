@@ -1,0 +1,35 @@
+"""State: where actors' snapshots and batch task results are kept between runs.
+
+``StateStore`` is the interface; ``MemoryStateStore`` (embedded default) and
+``RedisStateStore`` are the backends; ``serde`` turns values into the bytes they store.
+Importing this package never imports redis-py: ``RedisStateStore`` imports it when one
+is created.
+Design: docs/state.md
+"""
+
+from streamcore.state.memory import MemoryStateStore
+from streamcore.state.redis import RedisStateStore
+from streamcore.state.serde import (
+    Codec,
+    CodecRegistry,
+    JsonCodec,
+    PickleCodec,
+    decode,
+    encode,
+    register_codec,
+)
+from streamcore.state.store import StateStore, StateStoreStatistics
+
+__all__ = [
+    "Codec",
+    "CodecRegistry",
+    "JsonCodec",
+    "MemoryStateStore",
+    "PickleCodec",
+    "RedisStateStore",
+    "StateStore",
+    "StateStoreStatistics",
+    "decode",
+    "encode",
+    "register_codec",
+]

@@ -1,0 +1,398 @@
+"""The Redis state store: checkpoints that outlive the process, shared between processes.
+
+Every operation is one round trip or one pipeline: ``get_many`` is one MGET (a
+MULTI/EXEC of MGET chunks past 10,000 keys), ``commit`` is one MULTI/EXEC holding the
+DELs and then the MSETs, ``scan`` walks SCAN MATCH on the glob-escaped prefix and then
+reads the values found with MGETs in one MULTI/EXEC.
+
+Invariants:
+1. A key ``k`` is stored under ``<key_prefix>:k`` (UTF-8), so several flows or test
+   runs share one database without seeing each other's keys.
+2. redis-py is imported only when a ``RedisStateStore`` is created, so streamcore
+   imports without it.
+3. Every redis-py (or socket) exception leaving this module is a ``StateError`` whose
+   message names the URL with its password masked, with the original as ``__cause__``.
+4. A commit is applied by Redis all or nothing: DEL and MSET cannot fail once queued,
+   and a command refused while queueing (out of memory) aborts the whole transaction.
+Design: docs/state.md#redisstatestore
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain, islice
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from streamcore.errors import StateError
+from streamcore.state.store import (
+    BytesLike,
+    StateStore,
+    StateStoreStatistics,
+    check_items,
+    check_keys,
+)
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["RedisStateStore", "mask_url_password"]
+
+log = logging.getLogger("streamcore.state.redis")
+
+# Bounds each command's argument list: Redis and the client both handle one huge
+# command, but chunks keep any single command's time on the server short.
+_CHUNK_KEYS = 10_000
+# SCAN's COUNT is a hint of how many slots to visit per call; larger means fewer
+# round trips for big namespaces at the price of slightly longer server pauses.
+_SCAN_COUNT = 5_000
+_SCHEMES = ("redis", "rediss", "unix")
+_GLOB_SPECIALS = "\\*?[]"
+_T = TypeVar("_T")
+
+
+def mask_url_password(url: str) -> str:
+    """``url`` with the password (in the user info or a ``password=`` query) shown as ``***``."""
+    parts = urlsplit(url)
+    masked = url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        masked = masked.replace(f"//{parts.netloc}", f"//{user}:***@{hostport}", 1)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(name.lower() == "password" for name, _ in pairs):
+            hidden = [(n, "***" if n.lower() == "password" else v) for n, v in pairs]
+            masked = masked.replace(f"?{parts.query}", "?" + urlencode(hidden, safe="*"), 1)
+    return masked
+
+
+def _glob_escape(text: str) -> str:
+    for special in _GLOB_SPECIALS:
+        text = text.replace(special, "\\" + special)
+    return text
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class RedisStateStore(StateStore):
+    """A ``StateStore`` in a Redis database, reached by a ``redis://``, ``rediss://`` or ``unix://`` URL.
+
+    ``redis://user:password@host:6379/0``; TLS with ``rediss://`` and query options such
+    as ``?ssl_cert_reqs=none`` or ``?ssl_ca_certs=/path/ca.pem``. ``socket_timeout_s``
+    bounds connecting and each reply; ``connect_retries`` is how many times a failed
+    connection or timed-out command is retried (with jittered exponential backoff)
+    before ``StateError`` is raised.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "streamcore",
+        socket_timeout_s: float = 5.0,
+        connect_retries: int = 3,
+    ) -> None:
+        self._safe_url = mask_url_password(url)
+        try:
+            import redis.asyncio.connection
+        except ImportError as exc:
+            raise StateError(
+                f"RedisStateStore({self._safe_url!r}) needs the redis package; "
+                "install it with: pip install 'streamcore[redis]'"
+            ) from exc
+        scheme = urlsplit(url).scheme
+        if scheme not in _SCHEMES:
+            raise StateError(
+                f"unsupported Redis URL {self._safe_url!r}: the scheme must be redis://, "
+                "rediss:// (TLS) or unix://, e.g. redis://localhost:6379/0"
+            )
+        try:
+            redis.asyncio.connection.parse_url(url)
+        except ValueError as exc:
+            raise StateError(f"invalid Redis URL {self._safe_url!r}: {exc}") from exc
+        if socket_timeout_s <= 0:
+            raise ValueError(f"socket_timeout_s must be positive, got {socket_timeout_s}")
+        if connect_retries < 0:
+            raise ValueError(f"connect_retries must be >= 0, got {connect_retries}")
+        self._url = url
+        self._key_prefix = key_prefix
+        self._prefix = f"{key_prefix}:" if key_prefix else ""
+        self._prefix_bytes = self._prefix.encode()
+        self._socket_timeout_s = socket_timeout_s
+        self._connect_retries = connect_retries
+        self._client: Redis | None = None
+        # Two tasks opening at once must share one client, not leak the first.
+        self._open_lock = asyncio.Lock()
+        self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._counters = dict.fromkeys(
+            ("commits", "keys_written", "keys_deleted", "bytes_written", "keys_read", "bytes_read"),
+            0,
+        )
+
+    def __repr__(self) -> str:
+        state = "open" if self._client is not None else "closed"
+        return f"<RedisStateStore {state} url={self._safe_url!r} key_prefix={self._key_prefix!r}>"
+
+    @property
+    def url(self) -> str:
+        """The URL given, password included (never log it; use ``describe()``)."""
+        return self._url
+
+    @property
+    def key_prefix(self) -> str:
+        """Namespace of this store's keys in the database (``<key_prefix>:<key>``)."""
+        return self._key_prefix
+
+    def describe(self) -> str:
+        """The URL with its password masked."""
+        return self._safe_url
+
+    def statistics(self) -> StateStoreStatistics:
+        """Read and write counters since the store was created."""
+        return StateStoreStatistics(**self._counters)
+
+    async def open(self) -> None:
+        """Connect and PING (retrying), then warn if Redis may evict keys."""
+        async with self._open_lock:
+            if self._client is None:
+                self._client = await self._connect()
+
+    async def _connect(self) -> Redis:
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialWithJitterBackoff
+
+        client = redis.asyncio.from_url(
+            self._url,
+            socket_timeout=self._socket_timeout_s,
+            socket_connect_timeout=self._socket_timeout_s,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), self._connect_retries),
+            decode_responses=False,
+        )
+        try:
+            await client.ping()
+            await self._warn_if_evicting(client)
+        except (redis.RedisError, OSError) as exc:
+            await self._close_quietly(client)
+            raise self._open_error(exc) from exc
+        except BaseException:
+            await self._close_quietly(client)
+            raise
+        return client
+
+    async def close(self) -> None:
+        """Disconnect; the data stays in Redis."""
+        client, self._client = self._client, None
+        if client is not None:
+            await self._close_quietly(client)
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The values of those keys that exist, read atomically."""
+        client = self._require_open("get_many")
+        unique = check_keys(keys)
+        if not unique:
+            return {}
+        names = [self._name(key) for key in unique]
+        try:
+            values: list[bytes | None]
+            if len(names) <= _CHUNK_KEYS:
+                values = cast("list[bytes | None]", await client.mget(names))
+            else:
+                async with client.pipeline(transaction=True) as pipe:
+                    for chunk in _chunks(names, _CHUNK_KEYS):
+                        pipe.mget(chunk)
+                    values = list(chain.from_iterable(await pipe.execute()))
+        except self._redis_errors as exc:
+            raise self._map_error(exc, f"get_many of {len(names)} keys") from exc
+        found = {key: v for key, v in zip(unique, values, strict=True) if v is not None}
+        self._count_reads(found.values())
+        return found
+
+    async def commit(self, puts: Mapping[str, BytesLike], deletes: Iterable[str]) -> None:
+        """Apply ``deletes`` then ``puts`` in one MULTI/EXEC transaction."""
+        client = self._require_open("commit")
+        checked = check_items(puts)
+        delete_names = [self._name(key) for key in check_keys(deletes)]
+        if not checked and not delete_names:
+            return
+        prefix = self._prefix
+        items = [((prefix + key).encode(), value) for key, value in checked.items()]
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                for delete_chunk in _chunks(delete_names, _CHUNK_KEYS):
+                    pipe.delete(*delete_chunk)
+                for item_chunk in _chunks(items, _CHUNK_KEYS):
+                    pipe.mset(dict(item_chunk))
+                replies = await pipe.execute()
+        except self._redis_errors as exc:
+            what = f"commit of {len(items)} puts and {len(delete_names)} deletes"
+            raise self._map_error(exc, what) from exc
+        n_delete_chunks = -(-len(delete_names) // _CHUNK_KEYS)
+        counters = self._counters
+        counters["commits"] += 1
+        counters["keys_written"] += len(items)
+        counters["keys_deleted"] += sum(islice(replies, n_delete_chunks))
+        counters["bytes_written"] += sum(len(value) for _, value in items)
+
+    async def scan(self, prefix: str) -> dict[str, bytes]:
+        """Every key starting with ``prefix`` (taken literally), with its value, in key order."""
+        client = self._require_open("scan")
+        names = await self._scan_names(client, prefix)
+        if not names:
+            return {}
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                for chunk in _chunks(names, _CHUNK_KEYS):
+                    pipe.mget(chunk)
+                values = list(chain.from_iterable(await pipe.execute()))
+        except self._redis_errors as exc:
+            raise self._map_error(exc, f"scan of prefix {prefix!r}") from exc
+        strip = len(self._prefix_bytes)
+        found = {
+            name[strip:].decode(): value
+            for name, value in zip(names, values, strict=True)
+            if value is not None
+        }
+        self._count_reads(found.values())
+        return found
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Every key starting with ``prefix``, sorted, without reading the values."""
+        client = self._require_open("keys")
+        strip = len(self._prefix_bytes)
+        return [name[strip:].decode() for name in await self._scan_names(client, prefix)]
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix`` in one transaction; return how many."""
+        client = self._require_open("delete_prefix")
+        names = await self._scan_names(client, prefix)
+        if not names:
+            return 0
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                for chunk in _chunks(names, _CHUNK_KEYS):
+                    pipe.delete(*chunk)
+                deleted = sum(await pipe.execute())
+        except self._redis_errors as exc:
+            raise self._map_error(exc, f"delete_prefix of {prefix!r}") from exc
+        self._counters["keys_deleted"] += deleted
+        return int(deleted)
+
+    async def _scan_names(self, client: Redis, prefix: str) -> list[bytes]:
+        """Full Redis names under ``prefix``, sorted, each once."""
+        full_prefix = (self._prefix + prefix).encode()
+        pattern = _glob_escape(self._prefix + prefix).encode() + b"*"
+        seen: set[bytes] = set()
+        cursor: Any = 0
+        try:
+            while True:
+                cursor, page = await client.scan(cursor, match=pattern, count=_SCAN_COUNT)
+                seen.update(cast("list[bytes]", page))
+                if int(cursor) == 0:
+                    break
+        except self._redis_errors as exc:
+            raise self._map_error(exc, f"SCAN of prefix {prefix!r}") from exc
+        # SCAN may repeat a key across pages (hence the set); the startswith guards
+        # against a pattern-escaping mistake ever leaking a neighbour's keys.
+        return sorted(name for name in seen if name.startswith(full_prefix))
+
+    def _name(self, key: str) -> bytes:
+        return (self._prefix + key).encode()
+
+    def _require_open(self, operation: str) -> Redis:
+        if self._client is None:
+            raise StateError(
+                f"{operation} on a closed RedisStateStore ({self._safe_url}); "
+                "await store.open() first (or use 'async with store:')"
+            )
+        return self._client
+
+    def _count_reads(self, values: Iterable[bytes]) -> None:
+        sizes = [len(v) for v in values]
+        self._counters["keys_read"] += len(sizes)
+        self._counters["bytes_read"] += sum(sizes)
+
+    async def _warn_if_evicting(self, client: Redis) -> None:
+        from redis.exceptions import ResponseError
+
+        try:
+            reply: dict[Any, Any] = await client.config_get("maxmemory-policy")
+        except ResponseError as exc:
+            # CONFIG is often renamed or denied on managed Redis; the check is advice only.
+            log.debug("cannot read maxmemory-policy at %s: %s", self._safe_url, exc)
+            return
+        policy = reply.get(b"maxmemory-policy", reply.get("maxmemory-policy"))
+        if isinstance(policy, bytes):
+            policy = policy.decode()
+        if policy is not None and policy != "noeviction":
+            log.warning(
+                "Redis at %s has maxmemory-policy=%s: when it reaches maxmemory it may "
+                "evict checkpoint keys and silently lose state; set maxmemory-policy "
+                "noeviction (in redis.conf, or CONFIG SET maxmemory-policy noeviction)",
+                self._safe_url,
+                policy,
+            )
+
+    async def _close_quietly(self, client: Redis) -> None:
+        try:
+            await client.aclose()
+        except Exception as exc:
+            # The connection may already be broken; closing must not mask the real error.
+            log.debug("error closing Redis client for %s: %r", self._safe_url, exc)
+
+    def _open_error(self, exc: BaseException) -> StateError:
+        from redis import exceptions as rx
+
+        attempts = self._connect_retries + 1
+        where = f"cannot open the Redis state store at {self._safe_url}"
+        cause = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+        if isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
+            hint = (
+                "check the user name and password in the URL (redis://user:password@host:port/db)"
+            )
+        elif isinstance(exc, rx.NoPermissionError):
+            hint = "the Redis user lacks a permission; grant it +ping and the key commands"
+        elif isinstance(exc, rx.ConnectionError | rx.TimeoutError | OSError):
+            hint = (
+                f"tried {attempts} time(s); check that redis-server is running and reachable at "
+                "that host and port (firewall, bind address), that the db number exists, and "
+                "for TLS that the URL starts with rediss:// with the right ssl_* options"
+            )
+        else:
+            hint = "check the db number and the server's configuration"
+        return StateError(f"{where}: {cause}; {hint}")
+
+    def _map_error(self, exc: Exception, what: str) -> StateError:
+        """The ``StateError`` for a failed Redis operation, with a hint of what to check."""
+        from redis import exceptions as rx
+
+        if isinstance(exc, rx.OutOfMemoryError) or "OOM" in str(exc):
+            hint = "Redis reached maxmemory; raise maxmemory or keep fewer checkpoints"
+        elif isinstance(exc, rx.ReadOnlyError):
+            hint = "the URL points at a read-only replica; point it at the primary"
+        elif isinstance(exc, rx.NoPermissionError):
+            hint = (
+                f"the Redis user lacks a permission; grant it the keys "
+                f"'{_glob_escape(self._prefix)}*' and +@read +@write +multi +exec +scan"
+            )
+        elif isinstance(exc, rx.AuthenticationError):
+            hint = "check the user name and password in the URL"
+        elif isinstance(exc, rx.TimeoutError):
+            hint = (
+                f"no reply within socket_timeout_s={self._socket_timeout_s}; check the "
+                "server's load and the network, or raise socket_timeout_s"
+            )
+        elif isinstance(exc, rx.ConnectionError | OSError):
+            hint = "the connection failed; check that redis-server is still running and reachable"
+        else:
+            hint = "see the Redis error above"
+        return StateError(
+            f"Redis {what} failed at {self._safe_url}: {type(exc).__name__}: "
+            f"{str(exc).rstrip('.')}; {hint}"
+        )
