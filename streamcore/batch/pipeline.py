@@ -270,10 +270,13 @@ class Pipeline:
             checkpoints=checkpoints,
             executors=executors,
         )
+        finished = False
         try:
-            return await run.execute()
+            result = await run.execute()
+            finished = True
+            return result
         finally:
-            await executors.close()
+            await executors.close(wait=finished)
 
     def run_sync(
         self,

@@ -178,24 +178,27 @@ class PipelineRun:
             await self._all_done
             completed = True
         finally:
-            if not completed:
-                self._abandon_everything()
-            await self._settle_cancelled()
-            if self._checkpoints is not None:
-                if completed:
-                    await self._checkpoints.close()
-                else:
-                    await self._checkpoints.abort()
-        result = PipelineResult(
-            pipeline=self.graph.pipeline,
-            run_id=self.run_id,
-            tasks={n.name: n.run for n in self._nodes},
-            outputs={n.name: n.output for n in self._nodes if n.run.status in SUCCESS_STATUSES},
-            started=started,
-            finished=self._clock.now(),
-        )
-        if self._reporter is not None:
-            self._reporter.run_finished(result)
+            try:
+                if not completed:
+                    self._abandon_everything()
+                await self._settle_cancelled()
+                if self._checkpoints is not None:
+                    if completed:
+                        await self._checkpoints.close()
+                    else:
+                        await self._checkpoints.abort()
+            finally:
+                # Also on errors and cancellation: a reporter may hold timers or a display.
+                result = PipelineResult(
+                    pipeline=self.graph.pipeline,
+                    run_id=self.run_id,
+                    tasks={n.name: n.run for n in self._nodes},
+                    outputs={n.name: n.output for n in self._nodes if n.run.status in SUCCESS_STATUSES},
+                    started=started,
+                    finished=self._clock.now(),
+                )
+                if self._reporter is not None:
+                    self._reporter.run_finished(result)
         return result
 
     def _resume(self, stored: dict[str, Any]) -> None:

@@ -38,13 +38,25 @@ class AbandonedError(Exception):
 class Inlet:
     """The stream from one producer task into one streaming consumer."""
 
-    __slots__ = ("_pending", "consumed", "consumer", "ended", "mailbox", "preloaded", "producer", "source_items")
+    __slots__ = (
+        "_pending",
+        "consumed",
+        "consumer",
+        "ended",
+        "generation",
+        "mailbox",
+        "preloaded",
+        "producer",
+        "source_items",
+    )
 
     def __init__(self, producer: str, consumer: str, capacity: int) -> None:
         self.producer = producer
         self.consumer = consumer
         self.mailbox = Mailbox(capacity, name=f"{producer}->{consumer}")
         self.consumed = 0
+        self.generation = 0
+        """Bumped for every try of the consumer; readers of earlier tries stop working."""
         self.ended = False
         self.source_items: list[Any] = []
         """The producer's kept items (replayed to a retried consumer)."""
@@ -58,7 +70,8 @@ class Inlet:
         self.source_items = items
 
     def reader(self) -> StreamReader:
-        """An async iterator for one try of the consumer."""
+        """An async iterator for a new try of the consumer."""
+        self.generation += 1
         return StreamReader(self)
 
     async def next_item(self) -> Any:
@@ -95,6 +108,7 @@ class StreamReader(AsyncIterator[Any]):
 
     def __init__(self, inlet: Inlet) -> None:
         self._inlet = inlet
+        self._generation = inlet.generation
         # Items an earlier try of this consumer already took, replayed first.
         self._replay = inlet.source_items[: inlet.consumed]
         self._replayed = 0
@@ -106,6 +120,9 @@ class StreamReader(AsyncIterator[Any]):
         return self
 
     async def __anext__(self) -> Any:
+        if self._generation != self._inlet.generation:
+            # An abandoned try (timed out in its thread) must not take a newer try's items.
+            raise AbandonedError(f"this try of task {self._inlet.consumer!r} was given up")
         if self._replayed < len(self._replay):
             self._replayed += 1
             return self._replay[self._replayed - 1]

@@ -378,3 +378,27 @@ async def test_terminal_progress_redraws_in_place_with_ansi_codes() -> None:
     final = view.render()
     assert final[0].startswith("tty [r]: 2/2 done, 0 running, 1 failed, 1 succeeded")
     assert any("broken" in line and "RuntimeError: boom" in line for line in final)
+
+
+async def test_cancelling_a_run_cancels_its_running_tasks_and_ends_the_report() -> None:
+    pipe = Pipeline("cancel")
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    @pipe.task()
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    recorder = Recorder()
+    run = asyncio.ensure_future(pipe.run(progress=recorder))
+    await asyncio.wait_for(started.wait(), 10)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert cancelled.is_set()
+    assert recorder.events[-1] == ("run_finished", "True")

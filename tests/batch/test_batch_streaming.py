@@ -206,3 +206,38 @@ async def test_a_consumer_that_stops_early_does_not_hold_its_producer_back() -> 
     result = await asyncio.wait_for(pipe.run(), 10)
     assert result.outputs["first_three"] == [0, 1, 2]
     assert result.outputs["produce"] == list(range(100))
+
+
+async def test_a_thread_consumer_that_timed_out_cannot_steal_items_from_its_retry(auto_clock) -> None:
+    pipe = Pipeline("abandoned_reader", mailbox_capacity=2)
+    release = threading.Event()
+    tries: list[list[int]] = []
+
+    @pipe.task()
+    def produce() -> Iterator[int]:
+        yield from range(20)
+
+    @pipe.task(
+        depends_on=[produce],
+        streaming=True,
+        executor="thread",
+        timeout=0.2,
+        retry=Retry(attempts=2, delay=1),
+    )
+    def consume(items: Iterator[int]) -> list[int]:
+        seen: list[int] = []
+        tries.append(seen)
+        first_try = len(tries) == 1
+        for item in items:
+            seen.append(item)
+            if first_try and len(seen) == 2:
+                release.wait(10)  # stuck until the retry has finished
+        return seen
+
+    try:
+        result = await pipe.run(clock=auto_clock)
+    finally:
+        release.set()
+    assert result.ok, result.tasks
+    assert result.outputs["consume"] == list(range(20))
+    assert result.tasks["consume"].attempts == 2

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamcore.batch import Pipeline, Retry
 from streamcore.errors import PipelineValidationError, StreamcoreError
@@ -167,3 +171,75 @@ def test_bad_arguments_are_rejected_when_declared() -> None:
         Retry(attempts=0)
     with pytest.raises(ValueError, match="backoff"):
         Retry(backoff="random")  # type: ignore[arg-type]
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> tuple[int, list[list[int]]]:
+    """A random DAG: task ``j`` may depend on any ``i < j``."""
+    count = draw(st.integers(1, 12))
+    deps = [sorted(draw(st.sets(st.integers(0, j - 1), max_size=3))) if j else [] for j in range(count)]
+    return count, deps
+
+
+@settings(max_examples=60, deadline=None)
+@given(dags(), st.integers(1, 4))
+def test_any_dag_runs_each_task_once_after_its_dependencies(dag: tuple[int, list[list[int]]], slots: int) -> None:
+    count, deps = dag
+    pipe = Pipeline("random", max_concurrency=slots)
+    order: list[int] = []
+
+    def make(j: int):
+        def fn(*inputs: int) -> int:
+            order.append(j)
+            return j + sum(inputs)
+
+        return fn
+
+    for j in range(count):
+        pipe.add_task(make(j), name=f"t{j}", depends_on=[f"t{i}" for i in deps[j]])
+    result = pipe.run_sync()
+
+    assert sorted(order) == list(range(count))
+    position = {j: p for p, j in enumerate(order)}
+    for j in range(count):
+        assert all(position[i] < position[j] for i in deps[j])
+    expected: dict[int, int] = {}
+    for j in range(count):
+        expected[j] = j + sum(expected[i] for i in deps[j])
+    assert result.outputs == {f"t{j}": expected[j] for j in range(count)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(dags(), st.data())
+def test_a_back_edge_is_reported_as_a_cycle_made_of_real_edges(dag: tuple[int, list[list[int]]], data: st.DataObject) -> None:
+    count, deps = dag
+    low = data.draw(st.integers(0, count - 1))
+    high = data.draw(st.integers(low, count - 1))
+    deps[low] = [*deps[low], high]  # low now also depends on high (or on itself)
+    reachable = _reaches(deps, high, low)
+    pipe = Pipeline("back_edge")
+    for j in range(count):
+        pipe.add_task(module_level, name=f"t{j}", depends_on=[f"t{i}" for i in deps[j]])
+    if not reachable:
+        pipe.validate()
+        return
+    with pytest.raises(PipelineValidationError) as info:
+        pipe.validate()
+    line = next(x for x in str(info.value).splitlines() if "cycle" in x)
+    path = line.split("cycle: ")[1].split(" (")[0].split(" -> ")
+    assert path[0] == path[-1]
+    for upstream, downstream in itertools.pairwise(path):
+        assert int(upstream[1:]) in deps[int(downstream[1:])]
+
+
+def _reaches(deps: list[list[int]], start: int, target: int) -> bool:
+    """True when ``start`` depends, directly or not, on ``target`` (or is it)."""
+    stack, seen = [start], set()
+    while stack:
+        node = stack.pop()
+        if node == target:
+            return True
+        if node not in seen:
+            seen.add(node)
+            stack.extend(deps[node])
+    return False

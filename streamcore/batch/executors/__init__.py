@@ -50,13 +50,13 @@ class RunExecutors:
             self._dask = DaskExecutor(self._pipeline, self._dask_address, self._dask_cluster_options)
         return self._dask
 
-    async def close(self) -> None:
-        """Release pools and clusters."""
+    async def close(self, wait: bool = True) -> None:
+        """Release pools and clusters; ``wait=False`` (a cancelled run) skips waiting for pool work."""
         process, self._process = self._process, None
         dask, self._dask = self._dask, None
         try:
             if process is not None:
-                await process.close()
+                await process.close(wait)
         finally:
             if dask is not None:
                 await dask.close()

@@ -113,11 +113,11 @@ class ProcessExecutor:
             raise value
         return value
 
-    async def close(self) -> None:
-        """Shut the pool down (waiting for running tries)."""
+    async def close(self, wait: bool = True) -> None:
+        """Shut the pool down; with ``wait=False`` running tries finish unobserved."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+            await asyncio.to_thread(pool.shutdown, wait, cancel_futures=True)
 
 
 def _set_once(future: asyncio.Future[None]) -> None:
