@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from streamcore.errors import MailboxClosedError, MailboxFullError, PipelineError
@@ -129,6 +129,17 @@ class StreamReader(AsyncIterator[Any]):
         return await self._inlet.next_item()
 
 
+def _run_on_loop(coroutine: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop) -> Any:
+    """Run ``coroutine`` on ``loop`` from a worker thread and wait for its value."""
+    try:
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+    except RuntimeError:
+        # The run (and its loop) ended while an abandoned thread was still going.
+        coroutine.close()
+        raise AbandonedError("the pipeline run this thread belonged to has ended") from None
+    return future.result()
+
+
 class BlockingStreamReader(Iterator[Any]):
     """A ``StreamReader`` for a streaming task running in a worker thread: a plain iterator."""
 
@@ -140,9 +151,8 @@ class BlockingStreamReader(Iterator[Any]):
         return self
 
     def __next__(self) -> Any:
-        future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
         try:
-            return future.result()
+            return _run_on_loop(self._next(), self._loop)
         except StopAsyncIteration:
             raise StopIteration from None
 
@@ -201,8 +211,8 @@ class Emitter:
                 await inlet.mailbox.send(batch)
             except MailboxClosedError:
                 self.outlets.remove(inlet)
-            finally:
-                await self.on_unblock()
+            # Not in a ``finally``: a cancelled try must not wait for a slot on its way out.
+            await self.on_unblock()
 
     def emit_from_thread(self, item: Any, loop: asyncio.AbstractEventLoop) -> None:
         """``emit`` for a generator running in a worker thread; blocks that thread for room."""
@@ -212,7 +222,7 @@ class Emitter:
             # Nobody reads live: keeping the item needs no trip through the loop.
             self.items.append(item)
             return
-        asyncio.run_coroutine_threadsafe(self.emit(item), loop).result()
+        _run_on_loop(self.emit(item), loop)
 
     def finish(self) -> None:
         """Tell every consumer the stream is complete."""

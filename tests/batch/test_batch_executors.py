@@ -99,7 +99,7 @@ async def test_a_process_task_that_times_out_has_its_process_terminated(tmp_path
     pipe = Pipeline("proc_timeout", executor="process")
     pid_file = tmp_path / "pid"
     pipe.add_task(lambda: str(pid_file), name="path", executor="async")
-    pipe.add_task(write_pid_then_hang, name="stuck", depends_on=["path"], timeout=1.0)
+    pipe.add_task(write_pid_then_hang, name="stuck", depends_on=["path"], timeout=2.0)
     pipe.add_task(pid, name="after", depends_on=["stuck"])
 
     result = await pipe.run()

@@ -241,3 +241,27 @@ async def test_a_thread_consumer_that_timed_out_cannot_steal_items_from_its_retr
     assert result.ok, result.tasks
     assert result.outputs["consume"] == list(range(20))
     assert result.tasks["consume"].attempts == 2
+
+
+async def test_a_producer_held_back_by_a_stuck_consumer_times_out_and_frees_its_slot() -> None:
+    pipe = Pipeline("stuck_consumer", mailbox_capacity=2, max_concurrency=1)
+
+    @pipe.task(timeout=0.2)
+    async def produce() -> AsyncIterator[int]:
+        for i in range(100):
+            yield i
+
+    @pipe.task(depends_on=[produce], streaming=True)
+    async def consume(items: AsyncIterator[int]) -> None:
+        async for _ in items:
+            await asyncio.Event().wait()
+
+    @pipe.task(priority=-1)
+    def other() -> str:
+        return "ran"
+
+    result = await asyncio.wait_for(pipe.run(), 10)
+    assert result.tasks["produce"].status == "timed_out"
+    assert result.tasks["consume"].status == "skipped"
+    assert result.tasks["consume"].reason == "upstream 'produce' timed out"
+    assert result.outputs == {"other": "ran"}
