@@ -203,7 +203,7 @@ class Mailbox:
             return None
         msg = self._queue.popleft()
         if msg.__class__ is Batch:
-            self._size -= len(msg.records)  # type: ignore[union-attr]
+            self._size -= len(msg.records)
             if self._throttled and self._size <= self._low:
                 self._on_drained()
         return msg

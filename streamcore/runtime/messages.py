@@ -33,16 +33,21 @@ class Batch:
 
 
 class Watermark:
-    """No record with an event time below ``timestamp_ms`` will follow on this channel."""
+    """No record with an event time below ``timestamp_ms`` will follow on this channel.
 
-    __slots__ = ("channel", "timestamp_ms")
+    ``idle=True`` says the channel's source has gone quiet: leave it out of the minimum
+    until it sends a watermark with ``idle=False`` (or a record) again.
+    """
 
-    def __init__(self, timestamp_ms: float, channel: int = 0):
+    __slots__ = ("channel", "idle", "timestamp_ms")
+
+    def __init__(self, timestamp_ms: float, channel: int = 0, idle: bool = False):
         self.timestamp_ms = timestamp_ms
         self.channel = channel
+        self.idle = idle
 
     def __repr__(self) -> str:
-        return f"Watermark({self.timestamp_ms}, channel={self.channel})"
+        return f"Watermark({self.timestamp_ms}, channel={self.channel}, idle={self.idle})"
 
 
 class Barrier:

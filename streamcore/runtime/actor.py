@@ -1,0 +1,405 @@
+"""Actors: one asyncio task each, owning one inbox and a chain of steps.
+
+An ``Actor`` reads its inbox and pushes each message into its first step; a
+``SourceActor`` reads a source connector instead. Actors share nothing mutable and talk
+only through mailboxes.
+
+Watermark rule of an actor with several input channels:
+1. Each channel's watermark only moves forward; an ended channel counts as +inf.
+2. Channels marked idle by their source are left out of the minimum, until they speak.
+3. The actor's watermark is the minimum over the rest; it is passed on only when it
+   moved forward (so watermarks never go backwards downstream).
+Design: docs/runtime.md#actors
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import monotonic, perf_counter
+from typing import Any
+
+from streamcore.errors import SourceError, StreamcoreError
+from streamcore.io import Source, SourceContext
+from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.mailbox import Mailbox
+from streamcore.runtime.messages import Batch, EndOfStream, Watermark
+from streamcore.runtime.steps import DeadLetter, Outlet, Step
+from streamcore.time.duration import to_timestamp_ms
+
+__all__ = ["Actor", "ActorStatistics", "DeadLetterCollector", "SourceActor"]
+
+log = logging.getLogger("streamcore.runtime")
+
+NEG_INF = -math.inf
+POS_INF = math.inf
+
+
+@dataclass(frozen=True)
+class ActorStatistics:
+    """Counters of one actor (a source, or a fused chain of stages)."""
+
+    name: str
+    stages: tuple[str, ...]
+    records_in: int
+    batches_in: int
+    records_out: int
+    busy_s: float
+    """Time spent processing messages."""
+    idle_s: float
+    """Time spent waiting for input."""
+    backpressured_s: float
+    """Time spent waiting for room downstream."""
+    watermark_ms: float
+    """The actor's current watermark (-inf before the first one)."""
+    held_back_by: int | None
+    """The input channel whose watermark is the minimum, if any."""
+    dropped: int
+    dead_letters: int
+    skipped: int
+    finished: bool
+
+
+class DeadLetterCollector:
+    """Collects an actor's failed records between batches; counts skipped ones."""
+
+    def __init__(self, mailbox: Mailbox | None) -> None:
+        self.mailbox = mailbox
+        self.pending: list[DeadLetter] = []
+        self.dead_letters = 0
+        self.skipped = 0
+
+    def __call__(self, stage: StatelessStage, record: Any, error: BaseException) -> None:
+        if stage.on_error == "dead_letter" and self.mailbox is not None:
+            self.pending.append(DeadLetter(stage.name, record, error))
+            self.dead_letters += 1
+        else:
+            self.skipped += 1
+            log.warning("skipped record stage=%s error=%r", stage.name, f"{type(error).__name__}: {error}")
+
+    async def flush(self) -> None:
+        """Send what was collected to the flow's dead-letter stream."""
+        if self.pending and self.mailbox is not None:
+            batch, self.pending = self.pending, []
+            await self.mailbox.send(Batch(batch))
+
+
+class Actor:
+    """Reads an inbox with one or more input channels and drives its steps."""
+
+    def __init__(
+        self,
+        name: str,
+        stages: tuple[str, ...],
+        inbox: Mailbox,
+        head: Step,
+        steps: list[Step],
+        channels: int,
+        outlets: list[Outlet],
+        dead_letters: DeadLetterCollector,
+    ) -> None:
+        self.name = name
+        self.stages = stages
+        self.inbox = inbox
+        self.head = head
+        self.steps = steps
+        self.channels = channels
+        self.outlets = outlets
+        self.dead = dead_letters
+        self.watermarks = [NEG_INF] * channels
+        self.idle = [False] * channels
+        self.ended = [False] * channels
+        self.watermark_ms: float = NEG_INF
+        self.records_in = 0
+        self.batches_in = 0
+        self.busy_s = 0.0
+        self.idle_s = 0.0
+        self.finished = False
+
+    def __repr__(self) -> str:
+        return f"<Actor {self.name!r} channels={self.channels} watermark={self.watermark_ms}>"
+
+    async def run(self) -> None:
+        """Process messages until every input channel has ended."""
+        for step in self.steps:
+            await step.open()
+        try:
+            await self._loop()
+        finally:
+            for step in reversed(self.steps):
+                await step.close()
+
+    async def _loop(self) -> None:
+        inbox, head, dead = self.inbox, self.head, self.dead
+        open_channels = self.channels
+        while open_channels:
+            msg = inbox.receive_nowait()
+            if msg is None:
+                waited = perf_counter()
+                msg = await inbox.receive()
+                self.idle_s += perf_counter() - waited
+            started = perf_counter()
+            cls = msg.__class__
+            if cls is Batch:
+                self.records_in += len(msg.records)  # type: ignore[union-attr]
+                self.batches_in += 1
+                await head.on_batch(msg.records, msg.timestamps)  # type: ignore[union-attr]
+                if dead.pending:
+                    await dead.flush()
+            elif cls is Watermark:
+                await self._on_watermark(msg)  # type: ignore[arg-type]
+            elif cls is EndOfStream:
+                channel = msg.channel
+                if not self.ended[channel]:
+                    self.ended[channel] = True
+                    open_channels -= 1
+                    self.watermarks[channel] = POS_INF
+                    self.idle[channel] = False
+                    if open_channels:
+                        await self._advance()
+            self.busy_s += perf_counter() - started
+        # Every input ended: the watermark is +inf, flush and pass the end on.
+        started = perf_counter()
+        await head.on_end()
+        if dead.pending:
+            await dead.flush()
+        self.busy_s += perf_counter() - started
+        self.finished = True
+
+    async def _on_watermark(self, msg: Watermark) -> None:
+        channel = msg.channel
+        if msg.idle:
+            self.idle[channel] = True
+        else:
+            self.idle[channel] = False
+            if msg.timestamp_ms > self.watermarks[channel]:
+                self.watermarks[channel] = msg.timestamp_ms
+        await self._advance()
+
+    def _current(self) -> tuple[float, int | None]:
+        best = POS_INF
+        holder = None
+        any_active = False
+        for i, wm in enumerate(self.watermarks):
+            if self.idle[i]:
+                continue
+            any_active = True
+            if wm < best:
+                best, holder = wm, i
+        if not any_active:
+            return self.watermark_ms, None
+        return best, holder
+
+    async def _advance(self) -> None:
+        wm, _ = self._current()
+        if wm > self.watermark_ms:
+            self.watermark_ms = wm
+            if wm < POS_INF:
+                await self.head.on_watermark(wm)
+                if self.dead.pending:
+                    await self.dead.flush()
+
+    def statistics(self) -> ActorStatistics:
+        """A snapshot of this actor's counters."""
+        return ActorStatistics(
+            name=self.name,
+            stages=self.stages,
+            records_in=self.records_in,
+            batches_in=self.batches_in,
+            records_out=sum(o.records_out for o in self.outlets),
+            busy_s=self.busy_s,
+            idle_s=self.idle_s,
+            backpressured_s=sum(o.blocked_s for o in self.outlets),
+            watermark_ms=self.watermark_ms,
+            held_back_by=self._current()[1] if not self.finished else None,
+            dropped=sum(o.dropped for o in self.outlets),
+            dead_letters=self.dead.dead_letters,
+            skipped=self.dead.skipped,
+            finished=self.finished,
+        )
+
+
+class SourceActor:
+    """Reads a source connector in batches, stamps event time and emits watermarks."""
+
+    def __init__(
+        self,
+        name: str,
+        source: Source,
+        head: Step,
+        outlet: Outlet,
+        *,
+        timestamp: Callable[[Any], Any] | None,
+        max_out_of_orderness_ms: int,
+        batch_size: int,
+        linger_ms: float,
+        max_rate: float | None,
+        idle_timeout_ms: int | None,
+        forward_timestamps: bool,
+        on_error: str,
+        dead_letters: DeadLetterCollector,
+    ) -> None:
+        self.name = name
+        self.stages = (name,)
+        self.source = source
+        self.head = head
+        self.outlet = outlet
+        self.timestamp = timestamp
+        self.bound_ms = max_out_of_orderness_ms
+        self.batch_size = batch_size
+        if max_rate is not None:
+            # Small batches keep a throttled stream smooth instead of bursty.
+            self.batch_size = max(1, min(batch_size, int(max_rate / 20)))
+        self.linger_s = linger_ms / 1000
+        self.max_rate = max_rate
+        self.idle_timeout_s = None if idle_timeout_ms is None else idle_timeout_ms / 1000
+        self.forward_timestamps = forward_timestamps
+        self.on_error = on_error
+        self.dead = dead_letters
+        self.position: Any = None
+        self.max_timestamp_ms: float = NEG_INF
+        self.watermark_ms: float = NEG_INF
+        self.records_out = 0
+        self.batches = 0
+        self.busy_s = 0.0
+        self.idle_s = 0.0
+        self.is_idle = False
+        self.finished = False
+        self._stop = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<SourceActor {self.name!r} watermark={self.watermark_ms}>"
+
+    def request_stop(self) -> None:
+        """Stop reading; end the stream after the batch in hand (graceful drain)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Read until the source ends (or a stop is requested), then end the stream."""
+        context = SourceContext(
+            self.name, on_error=self.on_error, linger_s=self.linger_s, dead_letter=self._bad_record
+        )
+        await self.source.open(context, self.position)
+        try:
+            await self._loop()
+        finally:
+            await self.source.close()
+
+    def _bad_record(self, raw: object, error: BaseException) -> None:
+        self.dead.pending.append(DeadLetter(self.name, raw, error))
+        self.dead.dead_letters += 1
+
+    async def _loop(self) -> None:
+        source, outlet, stop = self.source, self.outlet, self._stop
+        poll_s = 0.1 if self.idle_timeout_s is None else min(0.1, self.idle_timeout_s / 2)
+        last_data = monotonic()
+        rate_start = monotonic()
+        rate_count = 0
+        while not stop.is_set():
+            waited = perf_counter()
+            records = await source.read_batch(self.batch_size, poll_s)
+            self.idle_s += perf_counter() - waited
+            if records is None:
+                break
+            started = perf_counter()
+            if not records:
+                if (
+                    self.idle_timeout_s is not None
+                    and not self.is_idle
+                    and monotonic() - last_data >= self.idle_timeout_s
+                ):
+                    # Only time spent waiting for input counts: a source blocked on a
+                    # full mailbox is inside outlet.on_batch, not here.
+                    self.is_idle = True
+                    await outlet.on_watermark_status(idle=True)
+                self.busy_s += perf_counter() - started
+                if self.dead.pending:
+                    await self.dead.flush()
+                continue
+            last_data = monotonic()
+            if self.is_idle:
+                self.is_idle = False
+                await outlet.on_watermark_status(idle=False, timestamp_ms=self.watermark_ms)
+            self.position = source.position()
+            timestamps = self._stamp(records) if self.timestamp is not None else None
+            self.records_out += len(records)
+            self.batches += 1
+            if records:
+                await self.head.on_batch(records, timestamps if self.forward_timestamps else None)
+            if timestamps:
+                top = max(timestamps)
+                if top > self.max_timestamp_ms:
+                    self.max_timestamp_ms = top
+                    wm = top - self.bound_ms
+                    if wm > self.watermark_ms:
+                        self.watermark_ms = wm
+                        await self.head.on_watermark(wm)
+            if self.dead.pending:
+                await self.dead.flush()
+            self.busy_s += perf_counter() - started
+            if self.max_rate is not None:
+                rate_count += len(records)
+                ahead_s = rate_count / self.max_rate - (monotonic() - rate_start)
+                if ahead_s > 0:
+                    # Throttling is the point here: wait out the time we are ahead.
+                    await asyncio.sleep(ahead_s)
+        await self.head.on_end()
+        self.finished = True
+
+    def _stamp(self, records: list[Any]) -> list[int]:
+        fn = self.timestamp
+        assert fn is not None
+        try:
+            timestamps = [fn(r) for r in records]
+            if all(t.__class__ is int for t in timestamps):
+                return timestamps
+            return [to_timestamp_ms(t) for t in timestamps]
+        except Exception:
+            pass
+        good: list[Any] = []
+        stamps: list[int] = []
+        for r in records:
+            try:
+                stamps.append(to_timestamp_ms(fn(r)))
+                good.append(r)
+            except Exception as exc:
+                err = SourceError(f"source {self.name!r}: cannot take the event time of {r!r}: {exc}")
+                if self.on_error == "fail":
+                    raise err from exc
+                if self.on_error == "dead_letter":
+                    self._bad_record(r, err)
+                else:
+                    self.dead.skipped += 1
+        records[:] = good
+        return stamps
+
+    def statistics(self) -> ActorStatistics:
+        """A snapshot of this source's counters."""
+        return ActorStatistics(
+            name=self.name,
+            stages=self.stages,
+            records_in=self.records_out,
+            batches_in=self.batches,
+            records_out=self.outlet.records_out,
+            busy_s=self.busy_s,
+            idle_s=self.idle_s,
+            backpressured_s=self.outlet.blocked_s,
+            watermark_ms=self.watermark_ms,
+            held_back_by=None,
+            dropped=self.outlet.dropped,
+            dead_letters=self.dead.dead_letters,
+            skipped=self.dead.skipped,
+            finished=self.finished,
+        )
+
+
+def wrap_actor_error(name: str, exc: BaseException) -> StreamcoreError:
+    """An actor's failure as a ``StreamcoreError`` naming the stage."""
+    if isinstance(exc, StreamcoreError):
+        return exc
+    err = StreamcoreError(f"stage {name!r} failed: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err

@@ -1,0 +1,329 @@
+"""Builds actors from a plan, runs them, and supervises them until the flow ends.
+
+Run protocol:
+1. Validate the graph (nothing starts if it is wrong) and plan it into actor groups.
+2. Create one inbox per non-source actor, number every input channel, build each
+   actor's steps back to front, wiring a stage's output either to the next step of the
+   same actor or to an ``Outlet`` feeding the downstream inboxes.
+3. Start one task per actor. The first failure cancels every other actor; ``run()``
+   then raises it, as a ``StreamcoreError`` naming the stage. No task outlives ``run()``.
+4. The dead-letter stream ends once every actor that can produce dead letters ended.
+Design: docs/runtime.md#running
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from streamcore.dataflow.graph import (
+    LATE,
+    MAIN,
+    DeadLettersNode,
+    KeyByNode,
+    Node,
+    OpNode,
+    ProcessNode,
+    SinkNode,
+    SourceNode,
+    UnionNode,
+    WindowNode,
+)
+from streamcore.dataflow.validate import validate
+from streamcore.runtime.actor import (
+    Actor,
+    ActorStatistics,
+    DeadLetterCollector,
+    SourceActor,
+    wrap_actor_error,
+)
+from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.mailbox import Mailbox, MailboxStatistics
+from streamcore.runtime.messages import EndOfStream
+from streamcore.runtime.planner import ActorGroup, Plan, plan
+from streamcore.runtime.steps import (
+    AsyncOpStep,
+    ChainStep,
+    Outlet,
+    SinkStep,
+    Step,
+    Target,
+)
+
+if TYPE_CHECKING:
+    from streamcore.dataflow.flow import Dataflow
+    from streamcore.state.checkpointing import Checkpointing
+
+__all__ = ["FlowStatistics", "Runtime", "run_flow"]
+
+
+@dataclass(frozen=True)
+class FlowStatistics:
+    """Counters of a whole flow: one entry per actor and per mailbox."""
+
+    flow: str
+    actors: list[ActorStatistics]
+    mailboxes: dict[str, MailboxStatistics]
+    stages: dict[str, Any]
+    """Per-stage extras (window state size, late records...), by stage name."""
+
+    def actor(self, stage: str) -> ActorStatistics:
+        """The statistics of the actor running ``stage``."""
+        for a in self.actors:
+            if stage in a.stages:
+                return a
+        raise KeyError(stage)
+
+
+class NullStep(Step):
+    """The end of a port nobody reads (e.g. an unconsumed ``.late``): counts records."""
+
+    def __init__(self) -> None:
+        self.records = 0
+
+    async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
+        self.records += len(records)
+
+    async def on_watermark(self, timestamp_ms: float) -> None:
+        pass
+
+    async def on_end(self) -> None:
+        pass
+
+
+class Runtime:
+    """The running form of a flow: its actors, mailboxes and tasks."""
+
+    def __init__(self, flow: Dataflow, checkpoint: Checkpointing | None = None) -> None:
+        validate(flow)
+        self.flow = flow
+        self.checkpoint = checkpoint
+        self.plan: Plan = plan(flow.nodes, chaining=flow.chaining)
+        self.actors: list[Actor | SourceActor] = []
+        self.mailboxes: dict[str, Mailbox] = {}
+        self.stage_steps: dict[str, Step] = {}
+        self._inboxes: dict[int, list[Mailbox]] = {}
+        self._channels: dict[tuple[int, str, int], int] = {}
+        self._channel_count: dict[int, int] = {}
+        self._dead_box: Mailbox | None = None
+        self._dead_group: ActorGroup | None = None
+        self._build()
+
+    # -- building ----------------------------------------------------------------
+
+    def _build(self) -> None:
+        capacity = self.flow.mailbox_capacity
+        for group in self.plan.groups:
+            if isinstance(group.head, SourceNode):
+                continue
+            boxes = [
+                Mailbox(capacity, name=f"{group.name}[{i}]" if group.parallelism > 1 else group.name)
+                for i in range(group.parallelism)
+            ]
+            self._inboxes[group.index] = boxes
+            for box in boxes:
+                self.mailboxes[box.name] = box
+            if isinstance(group.head, DeadLettersNode):
+                self._dead_box = boxes[0]
+                self._dead_group = group
+            # Number this group's input channels: one per upstream actor instance per edge.
+            base = 0
+            if isinstance(group.head, DeadLettersNode):
+                base = 1
+            for up, port in group.head.inputs:
+                up_group = self.plan.group_of[up.id]
+                self._channels[(up.id, port, group.index)] = base
+                base += up_group.parallelism
+            self._channel_count[group.index] = base
+        for group in self.plan.groups:
+            for instance in range(group.parallelism):
+                self.actors.append(self._build_actor(group, instance))
+
+    def _outlet_for(self, node: Node, port: str, instance: int, overflow: str = "block") -> Step:
+        consumers = self.plan.consumers.get((node.id, port), [])
+        if not consumers:
+            return NullStep()
+        targets = []
+        for c in consumers:
+            group = self.plan.group_of[c.id]
+            boxes = self._inboxes[group.index]
+            base = self._channels[(node.id, port, group.index)]
+            key = getattr(c, "key", None) if group.parallelism > 1 else None
+            targets.append(Target(boxes, [base + instance] * len(boxes), key))
+        return Outlet(targets, overflow)
+
+    def _build_actor(self, group: ActorGroup, instance: int) -> Actor | SourceActor:
+        collector = DeadLetterCollector(self._dead_box)
+        outlets: list[Outlet] = []
+        nodes = group.nodes
+        head_node = group.head
+
+        def output(node: Node, port: str, overflow: str = "block") -> Step:
+            step = self._outlet_for(node, port, instance, overflow)
+            if isinstance(step, Outlet):
+                outlets.append(step)
+            return step
+
+        if isinstance(head_node, SourceNode):
+            outlet = output(head_node, MAIN, head_node.overflow)
+            assert isinstance(outlet, Outlet)  # validation guarantees a consumer
+            return SourceActor(
+                head_node.name,
+                head_node.source,
+                outlet,
+                outlet,
+                timestamp=head_node.timestamp,
+                max_out_of_orderness_ms=head_node.max_out_of_orderness_ms,
+                batch_size=head_node.batch_size,
+                linger_ms=head_node.linger_ms,
+                max_rate=head_node.max_rate,
+                idle_timeout_ms=head_node.idle_timeout_ms,
+                forward_timestamps=head_node.id in self.plan.needs_time,
+                on_error=head_node.on_error,
+                dead_letters=collector,
+            )
+
+        # Build back to front: `nxt` receives the output of the node being built.
+        nxt = output(nodes[-1], MAIN)
+        steps: list[Step] = []
+        ops: list[OpNode] = []  # a run of stateless ops, collected back to front
+
+        def flush_ops() -> None:
+            nonlocal nxt
+            segments: list[list[OpNode] | OpNode] = []
+            for op in reversed(ops):
+                if op.is_async:
+                    segments.append(op)
+                elif segments and isinstance(segments[-1], list):
+                    segments[-1].append(op)
+                else:
+                    segments.append([op])
+            ops.clear()
+            for seg in reversed(segments):
+                step: Step
+                if isinstance(seg, list):
+                    step = ChainStep([_stage(o) for o in seg], collector)
+                else:
+                    step = AsyncOpStep(_stage(seg), collector)
+                step.next = nxt
+                steps.append(step)
+                nxt = step
+
+        for node in reversed(nodes):
+            if isinstance(node, OpNode):
+                ops.append(node)
+                continue
+            flush_ops()
+            step: Step
+            if isinstance(node, SinkNode):
+                step = SinkStep(node.name, self.flow.name, node.sink, node.on_error, collector)
+            elif isinstance(node, WindowNode):
+                from streamcore.time.window_step import make_window_step
+
+                step = make_window_step(node, output(node, LATE), collector)
+            elif isinstance(node, ProcessNode):
+                from streamcore.time.process import ProcessStep
+
+                step = ProcessStep(node, collector)
+            else:  # key_by, union, dead letters: nothing to do at run time
+                assert isinstance(node, KeyByNode | UnionNode | DeadLettersNode)
+                continue
+            step.next = nxt
+            steps.append(step)
+            self.stage_steps[node.name] = step
+            nxt = step
+        flush_ops()
+        steps.reverse()
+        name = group.name if group.parallelism == 1 else f"{group.name}[{instance}]"
+        return Actor(
+            name,
+            tuple(n.name for n in nodes),
+            self._inboxes[group.index][instance],
+            nxt,
+            steps,
+            self._channel_count[group.index],
+            outlets,
+            collector,
+        )
+
+    # -- running -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run every actor to the end; raise the first failure (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        tasks: dict[asyncio.Task[None], Actor | SourceActor] = {}
+        for actor in self.actors:
+            task = loop.create_task(actor.run(), name=f"streamcore:{self.flow.name}:{actor.name}")
+            tasks[task] = actor
+        dl_watch: asyncio.Task[None] | None = None
+        if self._dead_box is not None and self._dead_group is not None:
+            dl_group = self._dead_group
+            producers = [t for t, a in tasks.items() if not self._downstream_of_dead_letters(a, dl_group)]
+            dl_watch = loop.create_task(self._end_dead_letters(producers), name=f"streamcore:{self.flow.name}:dead-letters")
+        pending = set(tasks)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    exc = task.exception()
+                    if exc is not None:
+                        raise wrap_actor_error(tasks[task].name, exc)
+        finally:
+            everything = [t for t in tasks if not t.done()]
+            if dl_watch is not None and not dl_watch.done():
+                everything.append(dl_watch)
+            for t in everything:
+                t.cancel()
+            if everything:
+                await asyncio.gather(*everything, return_exceptions=True)
+            for box in self.mailboxes.values():
+                box.close()
+
+    def _downstream_of_dead_letters(self, actor: Actor | SourceActor, dl_group: ActorGroup) -> bool:
+        """Whether ``actor`` runs a stage fed (directly or not) by flow.dead_letters."""
+        from streamcore.dataflow.validate import upstream_sources
+
+        group_nodes = [n for g in self.plan.groups for n in g.nodes if n.name in actor.stages]
+        return any(
+            isinstance(src, DeadLettersNode) for n in group_nodes for src in upstream_sources(n)
+        )
+
+    async def _end_dead_letters(self, producers: list[asyncio.Task[None]]) -> None:
+        if producers:
+            await asyncio.wait(producers)
+        if self._dead_box is not None and not self._dead_box.closed:
+            self._dead_box.send_control(EndOfStream(0))
+
+    def request_stop(self) -> None:
+        """Graceful stop: sources stop reading; everything in flight drains to the sinks."""
+        for actor in self.actors:
+            if isinstance(actor, SourceActor):
+                actor.request_stop()
+
+    def statistics(self) -> FlowStatistics:
+        """A snapshot of every actor's and mailbox's counters."""
+        stages: dict[str, Any] = {}
+        for name, step in self.stage_steps.items():
+            stats = getattr(step, "statistics", None)
+            if stats is not None:
+                stages[name] = stats()
+        return FlowStatistics(
+            flow=self.flow.name,
+            actors=[a.statistics() for a in self.actors],
+            mailboxes={name: box.statistics() for name, box in self.mailboxes.items()},
+            stages=stages,
+        )
+
+
+def _stage(node: OpNode) -> StatelessStage:
+    assert node.fn is not None
+    return StatelessStage(node.name, node.op, node.fn, node.on_error)
+
+
+async def run_flow(flow: Dataflow, *, checkpoint: Checkpointing | None = None) -> None:
+    """Validate, plan and run ``flow`` in the running loop (``Dataflow.run`` calls this)."""
+    runtime = Runtime(flow, checkpoint)
+    flow._last_runtime = runtime
+    await runtime.run()
+

@@ -1,0 +1,289 @@
+"""Steps: the pieces an actor is made of, one per stage (or per fused run of stages).
+
+An actor pushes each inbox message into its first step; a step does its work and pushes
+the result into the next step of the same actor, or into an ``Outlet`` that sends it
+to the mailboxes of the actors downstream. Steps are called once per *batch*; the
+per-record work is a tight loop inside a step.
+
+Every step implements the same four calls, in stream order:
+1. ``on_batch(records, timestamps)``: data; ``timestamps`` is None when no stage
+   downstream needs event time.
+2. ``on_watermark(timestamp_ms)``: the combined watermark of the actor's inputs advanced.
+3. ``on_end()``: every input ended; flush and pass it on.
+4. ``open()`` / ``close()``: around the run (``close`` also after a failure).
+Design: docs/runtime.md#actors
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from streamcore.errors import MailboxFullError, SinkError, StageError
+from streamcore.io import Sink, SinkContext
+from streamcore.runtime.chain import ChainFailure, CompiledChain, StatelessStage
+from streamcore.runtime.mailbox import Mailbox
+from streamcore.runtime.messages import Batch, EndOfStream, Watermark
+
+__all__ = [
+    "AsyncOpStep",
+    "ChainStep",
+    "DeadLetter",
+    "Outlet",
+    "SinkStep",
+    "Step",
+    "Target",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that failed in ``stage`` with ``error``, kept instead of failing the flow."""
+
+    stage: str
+    record: Any
+    error: BaseException
+
+
+def stage_error(stage: str, record: object, error: BaseException) -> StageError:
+    """The error that fails the flow when a user function raised in ``stage``."""
+    shown = repr(record)
+    if len(shown) > 200:
+        shown = shown[:200] + "..."
+    err = StageError(
+        f"stage {stage!r} failed on record {shown}: {type(error).__name__}: {error}",
+        stage=stage,
+        record=record,
+    )
+    err.__cause__ = error
+    return err
+
+
+class Step:
+    """Base step: forwards everything to ``next``."""
+
+    next: Step
+
+    async def open(self) -> None:
+        """Prepare before the first message."""
+
+    async def close(self) -> None:
+        """Release after the last message or a failure."""
+
+    async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
+        """Process a batch."""
+        await self.next.on_batch(records, timestamps)
+
+    async def on_watermark(self, timestamp_ms: float) -> None:
+        """The watermark advanced."""
+        await self.next.on_watermark(timestamp_ms)
+
+    async def on_end(self) -> None:
+        """All inputs ended."""
+        await self.next.on_end()
+
+
+class ChainStep(Step):
+    """A fused run of stateless stages compiled into one batch function."""
+
+    def __init__(self, stages: list[StatelessStage], on_failure: Callable[[StatelessStage, Any, BaseException], None]) -> None:
+        self.chain = CompiledChain(stages, on_failure)
+        self.names = [s.name for s in stages]
+
+    async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
+        try:
+            out, out_ts = self.chain(records, timestamps)
+        except ChainFailure as failure:
+            raise stage_error(failure.stage.name, failure.record, failure.error) from failure.error
+        if out:
+            await self.next.on_batch(out, out_ts)
+
+
+class AsyncOpStep(Step):
+    """One stateless stage whose function is ``async def``: a batch's calls run concurrently."""
+
+    def __init__(self, stage: StatelessStage, on_failure: Callable[[StatelessStage, Any, BaseException], None]) -> None:
+        self.stage = stage
+        self.on_failure = on_failure
+
+    async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
+        stage = self.stage
+        results = await asyncio.gather(*[stage.fn(r) for r in records], return_exceptions=True)
+        out: list[Any] = []
+        out_ts: list[int] | None = None if timestamps is None else []
+        for i, (record, result) in enumerate(zip(records, results, strict=True)):
+            if isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError) or stage.on_error == "fail":
+                    raise stage_error(stage.name, record, result) from result
+                self.on_failure(stage, record if stage.on_error == "dead_letter" else None, result)
+                continue
+            if stage.op == "map":
+                produced: list[Any] = [result]
+            elif stage.op == "filter":
+                produced = [record] if result else []
+            else:
+                produced = list(result)
+            out.extend(produced)
+            if out_ts is not None and timestamps is not None:
+                out_ts.extend([timestamps[i]] * len(produced))
+        if out:
+            await self.next.on_batch(out, out_ts)
+
+
+class SinkStep(Step):
+    """Writes batches to a sink connector or calls a function per record. The end of a chain."""
+
+    def __init__(self, name: str, flow: str, sink: Any, on_error: str,
+                 on_failure: Callable[[StatelessStage, Any, BaseException], None]) -> None:
+        self.name = name
+        self.flow = flow
+        self.sink = sink
+        self.on_error = on_error
+        self.on_failure = on_failure
+        self.records_written = 0
+        self._write: Callable[[Any], Any]
+        if isinstance(sink, Sink):
+            self._write = sink.write_batch
+            self._is_async = inspect.iscoroutinefunction(sink.write_batch)
+            self._per_record = False
+        else:
+            self._write = sink
+            self._is_async = inspect.iscoroutinefunction(sink)
+            self._per_record = True
+        self._stage = StatelessStage(name, "sink", sink, on_error)
+
+    async def open(self) -> None:
+        if isinstance(self.sink, Sink):
+            await self.sink.open(SinkContext(self.name, self.flow))
+
+    async def close(self) -> None:
+        if isinstance(self.sink, Sink):
+            await self.sink.close()
+
+    async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
+        write = self._write
+        if not self._per_record:
+            try:
+                if self._is_async:
+                    await write(records)
+                else:
+                    write(records)
+            except SinkError:
+                raise
+            except Exception as exc:
+                raise SinkError(f"sink {self.name!r} failed writing a batch of {len(records)}: {exc}") from exc
+        elif self.on_error == "fail" and not self._is_async:
+            record = None
+            try:
+                for record in records:
+                    write(record)
+            except Exception as exc:
+                raise stage_error(self.name, record, exc) from exc
+        else:
+            for record in records:
+                try:
+                    if self._is_async:
+                        await write(record)
+                    else:
+                        write(record)
+                except Exception as exc:
+                    if self.on_error == "fail":
+                        raise stage_error(self.name, record, exc) from exc
+                    self.on_failure(self._stage, record if self.on_error == "dead_letter" else None, exc)
+        self.records_written += len(records)
+
+    async def on_watermark(self, timestamp_ms: float) -> None:
+        pass
+
+    async def on_end(self) -> None:
+        pass
+
+
+@dataclass
+class Target:
+    """The mailboxes of one downstream stage (one per parallel actor) and our channel at each."""
+
+    mailboxes: list[Mailbox]
+    channels: list[int]
+    key: Callable[[Any], Any] | None = None
+    """Routes records by ``hash(key(record)) % len(mailboxes)`` when there are several."""
+
+
+class Outlet(Step):
+    """Sends an actor's output to the mailboxes of the actors downstream."""
+
+    def __init__(self, targets: list[Target], overflow: str = "block") -> None:
+        self.targets = targets
+        self.overflow = overflow
+        self.records_out = 0
+        self.batches_out = 0
+        self.blocked_s = 0.0
+        self.dropped = 0
+
+    async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
+        self.records_out += len(records)
+        self.batches_out += 1
+        for target in self.targets:
+            boxes = target.mailboxes
+            if len(boxes) == 1:
+                await self._send(boxes[0], Batch(records, timestamps, target.channels[0]))
+            else:
+                await self._partition(target, records, timestamps)
+
+    async def _partition(self, target: Target, records: list[Any], timestamps: list[int] | None) -> None:
+        n = len(target.mailboxes)
+        key = target.key
+        assert key is not None
+        parts: list[list[Any]] = [[] for _ in range(n)]
+        if timestamps is None:
+            for r in records:
+                parts[hash(key(r)) % n].append(r)
+            for i, part in enumerate(parts):
+                if part:
+                    await self._send(target.mailboxes[i], Batch(part, None, target.channels[i]))
+        else:
+            tparts: list[list[int]] = [[] for _ in range(n)]
+            for r, t in zip(records, timestamps, strict=True):
+                i = hash(key(r)) % n
+                parts[i].append(r)
+                tparts[i].append(t)
+            for i, part in enumerate(parts):
+                if part:
+                    await self._send(target.mailboxes[i], Batch(part, tparts[i], target.channels[i]))
+
+    async def _send(self, mailbox: Mailbox, batch: Batch) -> None:
+        try:
+            mailbox.send_nowait(batch)
+            return
+        except MailboxFullError:
+            pass
+        if self.overflow == "drop_newest":
+            self.dropped += len(batch.records)
+            return
+        if self.overflow == "drop_oldest":
+            room = max(len(batch.records), mailbox.size - mailbox.statistics().low_water)
+            self.dropped += mailbox.evict_oldest(room)
+        started = perf_counter()
+        await mailbox.send(batch)
+        self.blocked_s += perf_counter() - started
+
+    async def on_watermark(self, timestamp_ms: float) -> None:
+        for target in self.targets:
+            for box, channel in zip(target.mailboxes, target.channels, strict=True):
+                box.send_control(Watermark(timestamp_ms, channel))
+
+    async def on_end(self) -> None:
+        for target in self.targets:
+            for box, channel in zip(target.mailboxes, target.channels, strict=True):
+                box.send_control(EndOfStream(channel))
+
+    async def on_watermark_status(self, *, idle: bool, timestamp_ms: float = -math.inf) -> None:
+        """Tell downstream that our source went idle, or is active again."""
+        for target in self.targets:
+            for box, channel in zip(target.mailboxes, target.channels, strict=True):
+                box.send_control(Watermark(timestamp_ms, channel, idle=idle))
