@@ -1,0 +1,400 @@
+"""The builder API: ``Dataflow``, ``Stream``, ``KeyedStream``, ``WindowedStream``.
+
+Building is pure: methods only add nodes to the flow's graph and return new stream
+handles. Errors a user can fix at build time (a duplicate stage name, a bad argument)
+are raised at once; whole-graph checks run in ``validate`` before anything starts.
+Design: docs/runtime.md#graph
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from streamcore.dataflow.graph import (
+    LATE,
+    MAIN,
+    ON_ERROR_POLICIES,
+    DeadLettersNode,
+    KeyByNode,
+    Node,
+    OpNode,
+    ProcessNode,
+    SinkNode,
+    SourceNode,
+    UnionNode,
+    WindowNode,
+)
+from streamcore.errors import GraphError
+from streamcore.time.duration import to_duration_ms
+
+if TYPE_CHECKING:
+    from streamcore.state.checkpointing import Checkpointing
+
+__all__ = ["Dataflow", "KeyedStream", "Stream", "WindowedStream"]
+
+OVERFLOW_POLICIES = ("block", "drop_oldest", "drop_newest")
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    )
+
+
+class Dataflow:
+    """A stream processing job: sources, stages and sinks joined into a graph.
+
+    ``name`` identifies the flow (it also keys its checkpoints); ``mailbox_capacity`` bounds
+    every mailbox, in records. ``chaining=False`` runs every stage as its own actor
+    (normally chains of stateless stages are fused into one).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        mailbox_capacity: int = 10_000,
+        chaining: bool = True,
+    ) -> None:
+        if not name or not isinstance(name, str):
+            raise GraphError(f"a Dataflow needs a non-empty name, got {name!r}")
+        if mailbox_capacity < 1:
+            raise GraphError(f"mailbox_capacity must be at least 1 record, got {mailbox_capacity}")
+        self.name = name
+        self.mailbox_capacity = mailbox_capacity
+        self.chaining = chaining
+        self.nodes: list[Node] = []
+        self._names: set[str] = set()
+        self._dead_letters: DeadLettersNode | None = None
+        self._last_runtime: Any = None
+
+    def __repr__(self) -> str:
+        return f"<Dataflow {self.name!r} stages={len(self.nodes)}>"
+
+    # -- building --------------------------------------------------------------
+
+    def _stage_name(self, given: str | None, default: str) -> str:
+        if given is not None:
+            if given in self._names:
+                raise GraphError(
+                    f"stage {given!r} already exists in flow {self.name!r}; "
+                    "give each stage a unique name="
+                )
+            return given
+        name, n = default, 1
+        while name in self._names:
+            n += 1
+            name = f"{default}_{n}"
+        return name
+
+    def _add(self, node_cls: type[Node], name: str | None, default: str, **fields: Any) -> Node:
+        on_error = fields.get("on_error", "fail")
+        if on_error not in ON_ERROR_POLICIES:
+            raise GraphError(
+                f"on_error must be one of {', '.join(map(repr, ON_ERROR_POLICIES))}, got {on_error!r}"
+            )
+        stage = self._stage_name(name, default)
+        node = node_cls(id=len(self.nodes), name=stage, **fields)
+        self._names.add(stage)
+        self.nodes.append(node)
+        return node
+
+    def source(
+        self,
+        source: Any,
+        *,
+        name: str | None = None,
+        timestamp: Callable[[Any], Any] | None = None,
+        max_out_of_orderness: timedelta | int = 0,
+        batch_size: int = 1000,
+        linger: timedelta | int = 5,
+        overflow: str = "block",
+        max_rate: float | None = None,
+        idle_timeout: timedelta | int | None = None,
+        on_error: str = "fail",
+    ) -> Stream:
+        """Add a source connector; returns its stream.
+
+        ``timestamp`` extracts each record's event time (int ms or ``datetime``);
+        ``max_out_of_orderness`` bounds the watermark; batches hold up to ``batch_size``
+        records or whatever arrived within ``linger``. ``overflow`` is what happens when the
+        stage after the source is full: ``"block"`` (backpressure) or, for sources that
+        cannot be held back, ``"drop_oldest"`` / ``"drop_newest"`` (counted). ``max_rate``
+        caps records per second. ``idle_timeout``: after that long with no records the
+        source stops holding the watermark back until it produces again.
+        """
+        from streamcore.io import Source
+
+        if not isinstance(source, Source):
+            raise GraphError(
+                f"flow.source() takes a source connector (a streamcore.io.Source), got "
+                f"{type(source).__name__}; wrap an iterable in connectors.memory.IterableSource"
+            )
+        if batch_size < 1:
+            raise GraphError(f"batch_size must be at least 1, got {batch_size}")
+        if overflow not in OVERFLOW_POLICIES:
+            raise GraphError(
+                f"overflow must be one of {', '.join(map(repr, OVERFLOW_POLICIES))}, got {overflow!r}"
+            )
+        if max_rate is not None and max_rate <= 0:
+            raise GraphError(f"max_rate must be a positive number of records/s, got {max_rate}")
+        bound = to_duration_ms(max_out_of_orderness, "max_out_of_orderness")
+        if bound < 0:
+            raise GraphError(f"max_out_of_orderness must not be negative, got {max_out_of_orderness!r}")
+        node = self._add(
+            SourceNode,
+            name,
+            getattr(source, "default_name", "source"),
+            source=source,
+            timestamp=timestamp,
+            max_out_of_orderness_ms=bound,
+            batch_size=batch_size,
+            linger_ms=to_duration_ms(linger, "linger"),
+            overflow=overflow,
+            max_rate=max_rate,
+            idle_timeout_ms=None if idle_timeout is None else to_duration_ms(idle_timeout, "idle_timeout"),
+            on_error=on_error,
+        )
+        return Stream(self, node)
+
+    @property
+    def dead_letters(self) -> Stream:
+        """Records that failed in a stage with ``on_error="dead_letter"``, as ``sc.DeadLetter``."""
+        if self._dead_letters is None:
+            node = self._add(DeadLettersNode, "dead_letters", "dead_letters")
+            assert isinstance(node, DeadLettersNode)
+            self._dead_letters = node
+        return Stream(self, self._dead_letters)
+
+    # -- running ---------------------------------------------------------------
+
+    async def run(self, *, checkpoint: Checkpointing | None = None) -> None:
+        """Run the flow in the current event loop until every sink has finished.
+
+        Raises ``GraphError`` before anything starts if the graph is invalid, and
+        ``StreamcoreError`` naming the stage if a stage fails.
+        """
+        from streamcore.runtime.runner import run_flow
+
+        await run_flow(self, checkpoint=checkpoint)
+
+    def run_sync(self, *, checkpoint: Checkpointing | None = None) -> None:
+        """Run the flow to completion outside an event loop (on uvloop)."""
+        from streamcore.runtime.loop import run_coroutine
+
+        run_coroutine(self.run(checkpoint=checkpoint))
+
+    def statistics(self) -> Any:
+        """Per-stage counters of the current (or last) run; None before the first run."""
+        runtime = self._last_runtime
+        return None if runtime is None else runtime.statistics()
+
+
+class Stream:
+    """A stream of records produced by one stage's output port."""
+
+    def __init__(self, flow: Dataflow, node: Node, port: str = MAIN) -> None:
+        self.flow = flow
+        self.node = node
+        self.port = port
+
+    def __repr__(self) -> str:
+        return f"<Stream from {self.node.name!r}{'' if self.port == MAIN else '.' + self.port}>"
+
+    def _edge(self) -> list[tuple[Node, str]]:
+        return [(self.node, self.port)]
+
+    def _op(self, op: str, fn: Callable[..., Any], name: str | None, on_error: str) -> Stream:
+        if not callable(fn):
+            raise GraphError(f"{op}() takes a function, got {fn!r}")
+        node = self.flow._add(
+            OpNode, name, op, inputs=self._edge(), op=op, fn=fn, is_async=_is_async(fn), on_error=on_error
+        )
+        return Stream(self.flow, node)
+
+    def map(self, fn: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail") -> Stream:
+        """Replace each record by ``fn(record)``."""
+        return self._op("map", fn, name, on_error)
+
+    def filter(
+        self, predicate: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail"
+    ) -> Stream:
+        """Keep the records for which ``predicate(record)`` is true."""
+        return self._op("filter", predicate, name, on_error)
+
+    def flat_map(
+        self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None, on_error: str = "fail"
+    ) -> Stream:
+        """Replace each record by the records of the iterable ``fn(record)`` returns."""
+        return self._op("flat_map", fn, name, on_error)
+
+    def key_by(self, key: Callable[[Any], Any], *, name: str | None = None) -> KeyedStream:
+        """Give each record a key; keyed stages downstream keep their state per key."""
+        if not callable(key):
+            raise GraphError(f"key_by() takes a function, got {key!r}")
+        if _is_async(key):
+            raise GraphError("key_by() needs a plain function: a key must be computed without waiting")
+        node = self.flow._add(KeyByNode, name, "key_by", inputs=self._edge(), key=key)
+        return KeyedStream(self.flow, node)
+
+    def union(self, *others: Stream, name: str | None = None) -> Stream:
+        """Merge this stream with ``others``; order between the inputs is not defined."""
+        streams = [self, *others]
+        seen: set[tuple[int, str]] = set()
+        for s in streams:
+            if not isinstance(s, Stream):
+                raise GraphError(f"union() takes streams, got {s!r}")
+            if s.flow is not self.flow:
+                raise GraphError(f"cannot union {s!r}: it belongs to flow {s.flow.name!r}, not {self.flow.name!r}")
+            ident = (s.node.id, s.port)
+            if ident in seen:
+                raise GraphError(
+                    f"{s!r} is given to union() twice; each of its records would arrive twice. "
+                    "Pass each stream once"
+                )
+            seen.add(ident)
+        node = self.flow._add(UnionNode, name, "union", inputs=[(s.node, s.port) for s in streams])
+        return Stream(self.flow, node)
+
+    def sink(self, sink: Any, *, name: str | None = None, on_error: str = "fail") -> None:
+        """Write the stream to a sink connector, or call a plain (or async) function per record."""
+        from streamcore.io import Sink
+
+        if not isinstance(sink, Sink) and not callable(sink):
+            raise GraphError(f"sink() takes a sink connector or a function, got {sink!r}")
+        default = getattr(sink, "default_name", None) or "sink"
+        self.flow._add(SinkNode, name, default, inputs=self._edge(), sink=sink, on_error=on_error)
+
+
+class KeyedStream(Stream):
+    """A stream whose records have a key (see ``Stream.key_by``)."""
+
+    node: KeyByNode
+
+    @property
+    def key(self) -> Callable[[Any], Any]:
+        """The key function."""
+        assert self.node.key is not None
+        return self.node.key
+
+    def window(
+        self,
+        assigner: Any,
+        *,
+        allowed_lateness: timedelta | int = 0,
+    ) -> WindowedStream:
+        """Group each key's records into event-time windows from ``assigner``."""
+        from streamcore.time.windows import WindowAssigner
+
+        if not isinstance(assigner, WindowAssigner):
+            raise GraphError(
+                "window() takes sc.TumblingWindows(...), sc.SlidingWindows(...) or "
+                f"sc.SessionWindows(...), got {assigner!r}"
+            )
+        lateness = to_duration_ms(allowed_lateness, "allowed_lateness")
+        if lateness < 0:
+            raise GraphError(f"allowed_lateness must not be negative, got {allowed_lateness!r}")
+        return WindowedStream(self, assigner, lateness)
+
+    def process(
+        self,
+        fn: Any,
+        *,
+        name: str | None = None,
+        on_error: str = "fail",
+        parallelism: int = 1,
+    ) -> Stream:
+        """Run a keyed stateful function (see ``sc.KeyedProcessFunction``) over each key's records."""
+        from streamcore.time.process import KeyedProcessFunction
+
+        if not isinstance(fn, KeyedProcessFunction):
+            raise GraphError(
+                f"process() takes an sc.KeyedProcessFunction instance, got {type(fn).__name__}"
+            )
+        node = self.flow._add(
+            ProcessNode,
+            name,
+            "process",
+            inputs=self._edge(),
+            key=self.key,
+            fn=fn,
+            on_error=on_error,
+            parallelism=_check_parallelism(parallelism),
+        )
+        return Stream(self.flow, node)
+
+
+def _check_parallelism(parallelism: int) -> int:
+    if not isinstance(parallelism, int) or parallelism < 1:
+        raise GraphError(f"parallelism must be a positive int, got {parallelism!r}")
+    return parallelism
+
+
+class WindowedStream:
+    """A keyed stream cut into windows; finish it with ``aggregate`` or ``reduce``."""
+
+    def __init__(self, keyed: KeyedStream, assigner: Any, allowed_lateness_ms: int) -> None:
+        self.keyed = keyed
+        self.assigner = assigner
+        self.allowed_lateness_ms = allowed_lateness_ms
+
+    def aggregate(
+        self,
+        aggregation: Any,
+        *,
+        name: str | None = None,
+        on_error: str = "fail",
+        parallelism: int = 1,
+    ) -> WindowResultStream:
+        """Aggregate each window incrementally with an ``sc.Aggregator`` or a dict of them.
+
+        The result is a stream of ``sc.WindowResult``; records too late for every window
+        they belong to are on ``.late``.
+        """
+        from streamcore.time.aggregators import Aggregation
+
+        agg = Aggregation.of(aggregation)
+        if self.assigner.merging and not agg.can_merge:
+            raise GraphError(
+                f"session windows merge accumulators, but {agg.describe()} has no merge; "
+                "give the sc.Aggregator a merge function"
+            )
+        flow = self.keyed.flow
+        node = flow._add(
+            WindowNode,
+            name,
+            "window",
+            inputs=self.keyed._edge(),
+            key=self.keyed.key,
+            assigner=self.assigner,
+            allowed_lateness_ms=self.allowed_lateness_ms,
+            aggregation=agg,
+            on_error=on_error,
+            parallelism=_check_parallelism(parallelism),
+        )
+        return WindowResultStream(flow, node)
+
+    def reduce(
+        self,
+        fn: Callable[[Any, Any], Any],
+        *,
+        name: str | None = None,
+        on_error: str = "fail",
+        parallelism: int = 1,
+    ) -> WindowResultStream:
+        """Combine each window's records pairwise with ``fn(a, b)``; the value is the last result."""
+        from streamcore.time.aggregators import reducer
+
+        return self.aggregate(reducer(fn), name=name, on_error=on_error, parallelism=parallelism)
+
+
+class WindowResultStream(Stream):
+    """The results of a window stage, with the late records beside them on ``.late``."""
+
+    @property
+    def late(self) -> Stream:
+        """Records later than the allowed lateness for all their windows, unchanged."""
+        return Stream(self.flow, self.node, LATE)

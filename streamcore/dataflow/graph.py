@@ -1,0 +1,132 @@
+"""The logical dataflow graph: plain data describing what the user built.
+
+Nothing here runs. Building a flow only appends nodes; the runtime's planner turns the
+finished graph into actors. Every node knows its inputs as ``(node, port)`` pairs, so
+side outputs (a window's ``late`` port) are ordinary edges.
+Design: docs/runtime.md#graph
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "LATE",
+    "MAIN",
+    "DeadLettersNode",
+    "KeyByNode",
+    "Node",
+    "OpNode",
+    "ProcessNode",
+    "SinkNode",
+    "SourceNode",
+    "UnionNode",
+    "WindowNode",
+]
+
+MAIN = "main"
+LATE = "late"
+
+ON_ERROR_POLICIES = ("fail", "skip", "dead_letter")
+
+
+@dataclass(eq=False)
+class Node:
+    """One stage of the logical graph."""
+
+    id: int
+    name: str
+    inputs: list[tuple[Node, str]] = field(default_factory=list)
+    on_error: str = "fail"
+    parallelism: int = 1
+
+    kind = "node"
+    stateful = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+@dataclass(eq=False, repr=False)
+class SourceNode(Node):
+    """Reads a source connector; assigns timestamps and generates watermarks."""
+
+    source: Any = None
+    timestamp: Callable[[Any], Any] | None = None
+    max_out_of_orderness_ms: int = 0
+    batch_size: int = 1000
+    linger_ms: float = 5.0
+    overflow: str = "block"
+    max_rate: float | None = None
+    idle_timeout_ms: int | None = None
+
+    kind = "source"
+
+
+@dataclass(eq=False, repr=False)
+class OpNode(Node):
+    """A stateless per-record function: ``map``, ``filter`` or ``flat_map``."""
+
+    op: str = "map"
+    fn: Callable[[Any], Any] | None = None
+    is_async: bool = False
+
+    kind = "op"
+
+
+@dataclass(eq=False, repr=False)
+class KeyByNode(Node):
+    """Declares the key of each record; keyed stages downstream route and keep state by it."""
+
+    key: Callable[[Any], Any] | None = None
+
+    kind = "key_by"
+
+
+@dataclass(eq=False, repr=False)
+class UnionNode(Node):
+    """Merges several streams into one (order between inputs is not defined)."""
+
+    kind = "union"
+
+
+@dataclass(eq=False, repr=False)
+class WindowNode(Node):
+    """Keyed event-time windows with an incremental aggregation."""
+
+    key: Callable[[Any], Any] | None = None
+    assigner: Any = None
+    allowed_lateness_ms: int = 0
+    aggregation: Any = None
+
+    kind = "window"
+    stateful = True
+
+
+@dataclass(eq=False, repr=False)
+class ProcessNode(Node):
+    """A keyed stateful user function with per-key state and event-time timers."""
+
+    key: Callable[[Any], Any] | None = None
+    fn: Any = None
+
+    kind = "process"
+    stateful = True
+
+
+@dataclass(eq=False, repr=False)
+class SinkNode(Node):
+    """Writes records to a sink connector or a plain function."""
+
+    sink: Any = None
+
+    kind = "sink"
+
+
+@dataclass(eq=False, repr=False)
+class DeadLettersNode(Node):
+    """The flow-wide stream of records that failed with ``on_error="dead_letter"``."""
+
+    kind = "dead_letters"
