@@ -1,0 +1,169 @@
+"""Keyed stateful user functions with per-key state and event-time timers.
+
+For what the window API does not cover: subclass ``KeyedProcessFunction``, keep state in
+``ctx.state`` (a dict private to the current key) and register event-time timers with
+``ctx.register_timer(timestamp_ms)``. A timer fires once when the watermark reaches it
+(``W >= timestamp``), with the same ``ctx`` for its key; the end of a finite stream fires
+every remaining timer in time order. Outputs are whatever ``process`` / ``on_timer``
+return (an iterable of records, or None). State lives behind ``snapshot()`` / ``restore()``
+so checkpoints can capture it.
+Design: docs/windows.md#keyed-process
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from streamcore.dataflow.graph import ProcessNode
+from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.steps import Step, stage_error
+
+__all__ = ["KeyedProcessFunction", "ProcessContext", "ProcessStatistics", "ProcessStep"]
+
+POS_INF = math.inf
+
+
+class ProcessContext:
+    """What a ``KeyedProcessFunction`` sees of the current key and time."""
+
+    __slots__ = ("_step", "key", "state", "timestamp_ms", "watermark_ms")
+
+    def __init__(self, step: ProcessStep) -> None:
+        self._step = step
+        self.key: Any = None
+        self.state: dict[str, Any] = {}
+        self.timestamp_ms: int = 0
+        self.watermark_ms: float = -math.inf
+
+    def register_timer(self, timestamp_ms: int) -> None:
+        """Call ``on_timer`` for this key once the watermark reaches ``timestamp_ms``."""
+        self._step.register_timer(self.key, int(timestamp_ms))
+
+    def clear_state(self) -> None:
+        """Forget this key's state (frees it)."""
+        self.state.clear()
+
+
+class KeyedProcessFunction:
+    """Base class of keyed stateful functions; override ``process`` (and ``on_timer``)."""
+
+    def process(self, record: Any, ctx: ProcessContext) -> Iterable[Any] | None:
+        """Handle one record of ``ctx.key``; return the records to emit."""
+        raise NotImplementedError
+
+    def on_timer(self, timestamp_ms: int, ctx: ProcessContext) -> Iterable[Any] | None:
+        """A timer of ``ctx.key`` fired; return the records to emit."""
+        return None
+
+
+@dataclass(frozen=True)
+class ProcessStatistics:
+    """State size of a process stage."""
+
+    keys: int
+    timers: int
+    watermark_ms: float
+
+
+class ProcessStep(Step):
+    """Runs a ``KeyedProcessFunction`` over a keyed stream."""
+
+    def __init__(self, node: ProcessNode, on_failure: Callable[..., None]) -> None:
+        self.node = node
+        self.name = node.name
+        self.fn: KeyedProcessFunction = node.fn
+        self.key = node.key
+        self.on_failure = on_failure
+        self.states: dict[Any, dict[str, Any]] = {}
+        self.timers: list[tuple[int, int, Any]] = []
+        self._timer_set: set[tuple[int, Any]] = set()
+        self._tie = 0
+        self.ctx = ProcessContext(self)
+        self._stage = StatelessStage(node.name, "process", node.fn.process, node.on_error)
+
+    def register_timer(self, key: Any, timestamp_ms: int) -> None:
+        """Add a timer (duplicates of the same key and time fire once)."""
+        if (timestamp_ms, key) in self._timer_set:
+            return
+        self._timer_set.add((timestamp_ms, key))
+        self._tie += 1
+        heapq.heappush(self.timers, (timestamp_ms, self._tie, key))
+
+    def _bind(self, key: Any) -> ProcessContext:
+        ctx = self.ctx
+        ctx.key = key
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = {}
+        ctx.state = state
+        return ctx
+
+    def _unbind(self, key: Any) -> None:
+        if not self.ctx.state:
+            self.states.pop(key, None)
+
+    async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
+        assert timestamps is not None, "process stages receive event timestamps"
+        out: list[Any] = []
+        out_ts: list[int] = []
+        fn, key = self.fn, self.key
+        assert key is not None
+        for x, t in zip(records, timestamps, strict=True):
+            try:
+                k = key(x)
+                ctx = self._bind(k)
+                ctx.timestamp_ms = t
+                produced = fn.process(x, ctx)
+                self._unbind(k)
+            except Exception as exc:
+                if self.node.on_error == "fail":
+                    raise stage_error(self.name, x, exc) from exc
+                self.on_failure(self._stage, x, exc)
+                continue
+            if produced is not None:
+                items = list(produced)
+                out.extend(items)
+                out_ts.extend([t] * len(items))
+        if out:
+            await self.next.on_batch(out, out_ts)
+
+    async def _fire(self, w: float) -> None:
+        out: list[Any] = []
+        out_ts: list[int] = []
+        self.ctx.watermark_ms = w
+        while self.timers and self.timers[0][0] <= w:
+            ts, _, k = heapq.heappop(self.timers)
+            self._timer_set.discard((ts, k))
+            ctx = self._bind(k)
+            ctx.timestamp_ms = ts
+            try:
+                produced = self.fn.on_timer(ts, ctx)
+            except Exception as exc:
+                raise stage_error(self.name, f"timer {ts} of key {k!r}", exc) from exc
+            self._unbind(k)
+            if produced is not None:
+                items = list(produced)
+                out.extend(items)
+                out_ts.extend([ts] * len(items))
+        if out:
+            await self.next.on_batch(out, out_ts)
+
+    async def on_watermark(self, timestamp_ms: float) -> None:
+        await self._fire(timestamp_ms)
+        await self.next.on_watermark(timestamp_ms)
+
+    async def on_end(self) -> None:
+        await self._fire(POS_INF)
+        await self.next.on_end()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The stage's state: per-key dicts and pending timers."""
+        return {"states": self.states, "timers": sorted(self._timer_set, key=lambda p: p[0])}
+
+    def statistics(self) -> ProcessStatistics:
+        """Current state size."""
+        return ProcessStatistics(keys=len(self.states), timers=len(self.timers), watermark_ms=self.ctx.watermark_ms)

@@ -1,0 +1,471 @@
+"""The window stage at run time: pane windows (tumbling, sliding) and session windows.
+
+Semantics (exact; docs/windows.md restates them and the tests check them against an oracle):
+1. Records of a batch are processed against the watermark ``W`` from before the batch.
+2. A window ``[start, end)`` fires when ``W >= end`` and is freed when ``W >= end + lateness``.
+3. A record whose windows are all freed goes to the late output unchanged (and is counted).
+4. A record landing in a fired but kept window updates it; at the end of the batch each
+   such window emits its full value once with ``is_update=True``.
+5. End of stream is ``W = +inf``: every window not yet fired fires once.
+Tumbling and sliding windows aggregate records into panes of ``gcd(size, slide)`` (one
+state update per record) and merge panes when a window fires.
+Design: docs/windows.md
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamcore.dataflow.graph import WindowNode
+from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.steps import Step, stage_error
+from streamcore.time.accumulate import add_statements
+from streamcore.time.aggregators import Aggregation
+from streamcore.time.windows import SessionWindows, WindowResult
+
+__all__ = ["WindowStatistics", "make_window_step"]
+
+POS_INF = math.inf
+NEG_INF = -math.inf
+_names = itertools.count()
+
+
+@dataclass(frozen=True)
+class WindowStatistics:
+    """State and counters of one window stage."""
+
+    windows: int
+    """Open panes (tumbling/sliding) or sessions."""
+    accumulators: int
+    """Key-and-window accumulators held."""
+    fired: int
+    updates: int
+    late: int
+    watermark_ms: float
+
+
+def make_window_step(node: WindowNode, late: Step, on_failure: Callable[..., None]) -> Step:
+    """The step for a window node; ``late`` receives the records later than the lateness."""
+    if isinstance(node.assigner, SessionWindows):
+        return SessionWindowStep(node, late, on_failure)
+    return PaneWindowStep(node, late, on_failure)
+
+
+class _WindowStepBase(Step):
+    def __init__(self, node: WindowNode, late: Step, on_failure: Callable[..., None]) -> None:
+        self.node = node
+        self.name = node.name
+        self.late_step = late
+        self.on_failure = on_failure
+        self.agg: Aggregation = node.aggregation
+        assert node.key is not None, "window stages follow key_by"
+        self.key: Callable[[Any], Any] = node.key
+        self.lateness_ms = node.allowed_lateness_ms
+        self.watermark_ms: float = NEG_INF
+        self.seq = 0
+        self.fired = 0
+        self.updates = 0
+        self.late = 0
+        self._stage = StatelessStage(node.name, "window", self.key, node.on_error)
+
+    async def on_watermark(self, timestamp_ms: float) -> None:
+        await self._advance(timestamp_ms)
+        await self.late_step.on_watermark(timestamp_ms)
+        await self.next.on_watermark(timestamp_ms)
+
+    async def on_end(self) -> None:
+        await self._advance(POS_INF)
+        await self.late_step.on_end()
+        await self.next.on_end()
+
+    async def _advance(self, watermark_ms: float) -> None:
+        raise NotImplementedError
+
+    def _compile(self, template: str, extra: dict[str, Any]) -> Callable[..., Any]:
+        """Compile the per-batch loop; ``{ADD}`` in the template is replaced by the adds."""
+        namespace: dict[str, Any] = {"key": self.key, "create": self.agg.create, **extra}
+        adds = add_statements(self.agg, namespace, " " * 12)
+        if self.agg.sequenced:
+            adds.insert(0, " " * 12 + "seq += 1")
+        careful = self.node.on_error != "fail"
+        body = template.replace("{ADD}", "\n".join(adds))
+        if careful:
+            body = body.replace("{TRY}", "try:").replace(
+                "{EXCEPT}", "except Exception as exc:\n                fail(x, exc)\n                continue"
+            )
+        else:
+            body = body.replace("{TRY}", "if True:").replace("{EXCEPT}", "")
+        namespace["fail"] = self._record_failed
+        code = compile(body, f"<streamcore window {next(_names)}>", "exec")
+        exec(code, namespace)
+        fn: Callable[..., Any] = namespace["process"]
+        return fn
+
+    def _record_failed(self, record: Any, error: BaseException) -> None:
+        if self.node.on_error == "fail":
+            raise stage_error(self.name, record, error) from error
+        self.on_failure(self._stage, record, error)
+
+    async def _emit(self, results: list[WindowResult]) -> None:
+        if results:
+            await self.next.on_batch(results, [r.end - 1 for r in results])
+
+    async def _emit_late(self, late: list[Any], late_ts: list[int]) -> None:
+        self.late += len(late)
+        await self.late_step.on_batch(late, late_ts)
+
+    def _explain(self, exc: Exception) -> BaseException:
+        """A failure inside the generated loop: find the record from its frame."""
+        tb = exc.__traceback__
+        record = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename.startswith("<streamcore window"):
+                record = tb.tb_frame.f_locals.get("x")
+            tb = tb.tb_next
+        return stage_error(self.name, record, exc)
+
+
+_PANE_LOOP = """
+def process(records, timestamps, W, panes, new_pane, late, late_ts, touched, seq):
+    for x, t in zip(records, timestamps):
+        {TRY}
+            s = t - t % PANE
+            if W >= s - s % SLIDE + LAST_END_PLUS_LATENESS:
+                late.append(x)
+                late_ts.append(t)
+                continue
+            k = key(x)
+            d = panes.get(s)
+            if d is None:
+                d = new_pane(s)
+            a = d.get(k)
+            if a is None:
+                a = d[k] = create()
+{ADD}
+            if W >= FIRST_END:
+                touched[(s, k)] = None
+        {EXCEPT}
+    return seq
+"""
+
+
+class PaneWindowStep(_WindowStepBase):
+    """Tumbling and sliding windows over per-key accumulators in panes."""
+
+    def __init__(self, node: WindowNode, late: Step, on_failure: Callable[..., None]) -> None:
+        super().__init__(node, late, on_failure)
+        a = node.assigner
+        self.size_ms: int = a.size_ms
+        self.slide_ms: int = a.slide_ms
+        self.pane_ms: int = a.pane_ms
+        self.tumbling = self.size_ms == self.slide_ms
+        self.panes: dict[int, dict[Any, list[Any]]] = {}
+        self.pane_starts: list[int] = []
+        size, slide = self.size_ms, self.slide_ms
+        # End of the earliest window holding pane s: the first multiple of slide above s - size.
+        first_end = "s + SIZE" if self.tumbling else "(s - SIZE) - (s - SIZE) % SLIDE + SLIDE + SIZE"
+        template = _PANE_LOOP.replace("FIRST_END", first_end)
+        self._process = self._compile(
+            template,
+            {
+                "PANE": self.pane_ms,
+                "SLIDE": slide,
+                "SIZE": size,
+                "LAST_END_PLUS_LATENESS": size + self.lateness_ms,
+            },
+        )
+
+    def _new_pane(self, start: int) -> dict[Any, list[Any]]:
+        d: dict[Any, list[Any]] = {}
+        self.panes[start] = d
+        starts = self.pane_starts
+        if not starts or start > starts[-1]:
+            starts.append(start)
+        else:
+            insort(starts, start)
+        return d
+
+    async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
+        assert timestamps is not None, "window stages receive event timestamps"
+        late: list[Any] = []
+        late_ts: list[int] = []
+        touched: dict[tuple[int, Any], None] = {}
+        try:
+            self.seq = self._process(
+                records, timestamps, self.watermark_ms, self.panes, self._new_pane, late, late_ts, touched, self.seq
+            )
+        except Exception as exc:
+            if getattr(exc, "stage", None) == self.name:
+                raise
+            raise self._explain(exc) from exc
+        if late:
+            await self._emit_late(late, late_ts)
+        if touched:
+            await self._emit(self._updates(touched))
+
+    def _window_value(self, ws: int, key: Any) -> list[Any] | None:
+        """The accumulator of ``key`` over the panes of window ``[ws, ws + size)``."""
+        if self.tumbling:
+            pane = self.panes.get(ws)
+            return None if pane is None else pane.get(key)
+        starts = self.pane_starts
+        acc = None
+        agg = self.agg
+        for i in range(bisect_left(starts, ws), bisect_left(starts, ws + self.size_ms)):
+            a = self.panes[starts[i]].get(key)
+            if a is not None:
+                acc = agg.copy(a) if acc is None else agg.merge(acc, a)
+        return acc
+
+    def _updates(self, touched: dict[tuple[int, Any], None]) -> list[WindowResult]:
+        W = self.watermark_ms
+        size, slide, lateness = self.size_ms, self.slide_ms, self.lateness_ms
+        windows: dict[tuple[int, Any], None] = {}
+        for s, k in touched:
+            ws = s - s % slide
+            while ws > s - size:
+                end = ws + size
+                if end <= W < end + lateness:
+                    windows[(ws, k)] = None
+                ws -= slide
+        out = []
+        for ws, k in sorted(windows, key=lambda w: w[0]):
+            acc = self._window_value(ws, k)
+            if acc is not None:
+                out.append(WindowResult(k, ws, ws + size, self.agg.result(acc), True))
+        self.updates += len(out)
+        return out
+
+    async def _advance(self, new_w: float) -> None:
+        old_w = self.watermark_ms
+        if new_w <= old_w:
+            return
+        self.watermark_ms = new_w
+        results = self._fire(old_w, new_w)
+        self._free(new_w)
+        await self._emit(results)
+
+    def _fire(self, old_w: float, new_w: float) -> list[WindowResult]:
+        """Results of the windows whose end is in ``(old_w, new_w]``."""
+        size, slide = self.size_ms, self.slide_ms
+        starts, panes, result = self.pane_starts, self.panes, self.agg.result
+        out: list[WindowResult] = []
+        if self.tumbling:
+            lo = bisect_right(starts, old_w - size)
+            hi = len(starts) if new_w == POS_INF else bisect_right(starts, new_w - size)
+            for s in starts[lo:hi]:
+                end = s + size
+                out.extend([WindowResult(k, s, end, result(a), False) for k, a in panes[s].items()])
+            self.fired += len(out)
+            return out
+        if not starts:
+            return out
+        # Window starts are multiples of slide; consider those ending in (old_w, new_w].
+        if old_w == NEG_INF:
+            ws = starts[0] - size + 1
+        else:
+            ws = int(old_w) - size + 1
+        ws = ws - ws % slide + (slide if ws % slide else 0)
+        limit = POS_INF if new_w == POS_INF else new_w - size
+        agg = self.agg
+        while ws <= limit:
+            i = bisect_left(starts, ws)
+            if i == len(starts):
+                break
+            if starts[i] >= ws + size:
+                # No pane in this window: jump to the first window holding pane starts[i].
+                nxt = starts[i] - size + 1
+                ws = max(ws + slide, nxt - nxt % slide + (slide if nxt % slide else 0))
+                continue
+            combined: dict[Any, list[Any]] = {}
+            end = ws + size
+            for j in range(i, bisect_left(starts, end)):
+                for k, a in panes[starts[j]].items():
+                    c = combined.get(k)
+                    combined[k] = agg.copy(a) if c is None else agg.merge(c, a)
+            out.extend([WindowResult(k, ws, end, result(a), False) for k, a in combined.items()])
+            ws += slide
+        self.fired += len(out)
+        return out
+
+    def _free(self, w: float) -> None:
+        """Drop panes all of whose windows are freed (``last end + lateness <= w``)."""
+        starts, panes = self.pane_starts, self.panes
+        size, slide, lateness = self.size_ms, self.slide_ms, self.lateness_ms
+        n = 0
+        for s in starts:
+            if s - s % slide + size + lateness <= w:
+                del panes[s]
+                n += 1
+            else:
+                break
+        if n:
+            del starts[:n]
+
+    def statistics(self) -> WindowStatistics:
+        """Current state size and counters."""
+        return WindowStatistics(
+            windows=len(self.panes),
+            accumulators=sum(len(d) for d in self.panes.values()),
+            fired=self.fired,
+            updates=self.updates,
+            late=self.late,
+            watermark_ms=self.watermark_ms,
+        )
+
+
+class _Session:
+    __slots__ = ("acc", "alive", "emitted", "end", "key", "start")
+
+    def __init__(self, key: Any, start: int, end: int, acc: list[Any]) -> None:
+        self.key = key
+        self.start = start
+        self.end = end
+        self.acc = acc
+        self.emitted = False
+        self.alive = True
+
+
+_SESSION_ADD = """
+def process(a, x, seq):
+        if True:
+{ADD}
+        return seq
+"""
+
+
+class SessionWindowStep(_WindowStepBase):
+    """Merging per-key session windows.
+
+    A record at ``t`` opens ``[t, t + gap)``; every kept session of its key that overlaps
+    that interval merges with it (accumulators merged in order of start). A merged
+    session that had already emitted a result emits its later results as updates.
+    """
+
+    def __init__(self, node: WindowNode, late: Step, on_failure: Callable[..., None]) -> None:
+        super().__init__(node, late, on_failure)
+        self.gap_ms: int = node.assigner.gap_ms
+        self.sessions: dict[Any, list[_Session]] = {}
+        self._fire_heap: list[tuple[int, int, _Session]] = []
+        self._free_heap: list[tuple[int, int, _Session]] = []
+        self._tie = itertools.count()
+        self._add = self._compile(_SESSION_ADD.replace("{TRY}", "").replace("{EXCEPT}", ""), {})
+        self.count = 0
+
+    def _schedule(self, s: _Session) -> None:
+        tie = next(self._tie)
+        heapq.heappush(self._fire_heap, (s.end, tie, s))
+        heapq.heappush(self._free_heap, (s.end + self.lateness_ms, tie, s))
+
+    async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
+        assert timestamps is not None, "window stages receive event timestamps"
+        W = self.watermark_ms
+        gap, lateness, key, agg = self.gap_ms, self.lateness_ms, self.key, self.agg
+        sessions, add = self.sessions, self._add
+        assert agg.merge is not None, "session windows need a merging aggregation"
+        late: list[Any] = []
+        late_ts: list[int] = []
+        touched: dict[int, _Session] = {}
+        for x, t in zip(records, timestamps, strict=True):
+            try:
+                k = key(x)
+                lst = sessions.get(k)
+                new_end = t + gap
+                overlapping = [s for s in lst if s.start < new_end and t < s.end] if lst else []
+                if not overlapping:
+                    if W >= new_end + lateness:
+                        late.append(x)
+                        late_ts.append(t)
+                        continue
+                    acc = agg.create()
+                    self.seq = add(acc, x, self.seq)
+                    s = _Session(k, t, new_end, acc)
+                    if lst is None:
+                        sessions[k] = [s]
+                    else:
+                        lst.append(s)
+                    self.count += 1
+                else:
+                    overlapping.sort(key=lambda s: s.start)
+                    acc = agg.create()
+                    self.seq = add(acc, x, self.seq)
+                    target = overlapping[0]
+                    merged = target.acc
+                    for other in overlapping[1:]:
+                        merged = agg.merge(merged, other.acc)
+                        other.alive = False
+                        target.emitted = target.emitted or other.emitted
+                        assert lst is not None
+                        lst.remove(other)
+                        self.count -= 1
+                    target.acc = agg.merge(merged, acc)
+                    start = min(target.start, t)
+                    end = max(max(o.end for o in overlapping), new_end)
+                    if end != target.end:
+                        target.end = end
+                        self._schedule(target)
+                    target.start = start
+                    s = target
+                if s.end <= W:
+                    touched[id(s)] = s
+                elif s.end == new_end and not overlapping:
+                    self._schedule(s)
+            except Exception as exc:
+                self._record_failed(x, exc)
+        if late:
+            await self._emit_late(late, late_ts)
+        if touched:
+            out = [
+                WindowResult(s.key, s.start, s.end, agg.result(s.acc), True)
+                for s in sorted(touched.values(), key=lambda s: s.end)
+                if s.alive and W < s.end + lateness
+            ]
+            for s in touched.values():
+                s.emitted = True
+            self.updates += len(out)
+            await self._emit(out)
+
+    async def _advance(self, new_w: float) -> None:
+        if new_w <= self.watermark_ms:
+            return
+        self.watermark_ms = new_w
+        out: list[WindowResult] = []
+        heap = self._fire_heap
+        result = self.agg.result
+        while heap and heap[0][0] <= new_w:
+            end, _, s = heapq.heappop(heap)
+            if s.alive and s.end == end:
+                out.append(WindowResult(s.key, s.start, s.end, result(s.acc), s.emitted))
+                if s.emitted:
+                    self.updates += 1
+                s.emitted = True
+        self.fired += len(out)
+        free = self._free_heap
+        lateness = self.lateness_ms
+        while free and free[0][0] <= new_w:
+            limit, _, s = heapq.heappop(free)
+            if s.alive and s.end + lateness == limit:
+                s.alive = False
+                lst = self.sessions[s.key]
+                lst.remove(s)
+                self.count -= 1
+                if not lst:
+                    del self.sessions[s.key]
+        await self._emit(out)
+
+    def statistics(self) -> WindowStatistics:
+        """Current state size and counters."""
+        return WindowStatistics(
+            windows=self.count,
+            accumulators=self.count,
+            fired=self.fired,
+            updates=self.updates,
+            late=self.late,
+            watermark_ms=self.watermark_ms,
+        )
