@@ -1,0 +1,1 @@
+"""Sources and sinks for streamcore: memory, files, Kafka, Redis."""

@@ -1,0 +1,67 @@
+"""streamcore: an actor-model stream processing engine for Python.
+
+The layers, bottom up (each imports only the ones below it):
+
+- ``streamcore.runtime``: mailboxes, actors, the planner and the runner;
+- ``streamcore.time``: timestamps, watermarks, windows, aggregators, keyed process;
+- ``streamcore.state``: state stores and checkpoints;
+- ``streamcore.dataflow``: the builder API users write flows with;
+- ``streamcore.batch``: batch DAG pipelines run as finite streams on the same runtime;
+- ``streamcore.daemon``: the command line, signals, HTTP endpoints.
+
+Connectors live in the top-level ``connectors`` package and use only these public names.
+"""
+
+from streamcore import agg
+from streamcore.dataflow.flow import Dataflow, KeyedStream, Stream, WindowedStream
+from streamcore.errors import (
+    CheckpointError,
+    ConnectorError,
+    GraphError,
+    PipelineError,
+    PipelineValidationError,
+    SerializationError,
+    SinkError,
+    SourceError,
+    StageError,
+    StateError,
+    StreamcoreError,
+)
+from streamcore.io import Sink, SinkContext, Source, SourceContext
+from streamcore.runtime.steps import DeadLetter
+from streamcore.time.aggregators import Aggregator
+from streamcore.time.process import KeyedProcessFunction, ProcessContext
+from streamcore.time.windows import SessionWindows, SlidingWindows, TumblingWindows, WindowResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Aggregator",
+    "CheckpointError",
+    "ConnectorError",
+    "Dataflow",
+    "DeadLetter",
+    "GraphError",
+    "KeyedProcessFunction",
+    "KeyedStream",
+    "PipelineError",
+    "PipelineValidationError",
+    "ProcessContext",
+    "SerializationError",
+    "SessionWindows",
+    "Sink",
+    "SinkContext",
+    "SinkError",
+    "SlidingWindows",
+    "Source",
+    "SourceContext",
+    "SourceError",
+    "StageError",
+    "StateError",
+    "Stream",
+    "StreamcoreError",
+    "TumblingWindows",
+    "WindowResult",
+    "WindowedStream",
+    "agg",
+]
