@@ -13,6 +13,7 @@ Connectors live in the top-level ``connectors`` package and use only these publi
 """
 
 from streamcore import agg
+from streamcore.batch import Pipeline, PipelineResult, Retry
 from streamcore.dataflow.flow import Dataflow, KeyedStream, Stream, WindowedStream
 from streamcore.errors import (
     CheckpointError,
@@ -29,6 +30,7 @@ from streamcore.errors import (
 )
 from streamcore.io import Sink, SinkContext, Source, SourceContext
 from streamcore.runtime.steps import DeadLetter
+from streamcore.state import MemoryStateStore, RedisStateStore
 from streamcore.time.aggregators import Aggregator
 from streamcore.time.process import KeyedProcessFunction, ProcessContext
 from streamcore.time.windows import SessionWindows, SlidingWindows, TumblingWindows, WindowResult
@@ -44,9 +46,14 @@ __all__ = [
     "GraphError",
     "KeyedProcessFunction",
     "KeyedStream",
+    "MemoryStateStore",
+    "Pipeline",
     "PipelineError",
+    "PipelineResult",
     "PipelineValidationError",
     "ProcessContext",
+    "RedisStateStore",
+    "Retry",
     "SerializationError",
     "SessionWindows",
     "Sink",
