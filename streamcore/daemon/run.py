@@ -1,0 +1,314 @@
+"""``streamcore run``: run a loaded Dataflow or Pipeline (once or on a schedule) under signals.
+
+What the first SIGINT/SIGTERM does depends on what runs (a second always exits at once,
+see ``signals``):
+
+- a Dataflow: its sources stop reading, records in flight drain to the sinks, and the
+  command exits 0, as a flow that ended;
+- a scheduled Pipeline: no new run starts, runs in flight finish, the command exits 0;
+- a single Pipeline run: it is cancelled (tasks are not interruptible at a safe point)
+  and the command exits 130/143; with ``--state``, ``--run-id`` resumes it later.
+
+The ``run_*`` functions return the exit status; errors the user can fix before anything
+runs are ``UsageError`` (status 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamcore.batch.clock import SystemClock
+from streamcore.batch.pipeline import Pipeline
+from streamcore.batch.progress import ProgressReporter, make_reporter
+from streamcore.batch.result import PipelineResult, TaskRun
+from streamcore.batch.schedule import Schedule, run_scheduled
+from streamcore.daemon.signals import GracefulSignals, exit_status_for
+from streamcore.daemon.target import resolve_target
+from streamcore.dataflow.flow import Dataflow
+from streamcore.errors import StreamcoreError
+from streamcore.state.store import StateStore
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "RunOptions", "UsageError", "run_target"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("streamcore.daemon")
+
+# How often to look again for a flow's runtime when a signal arrives before the run
+# task has built it (it does so in its first step, so this is one or two loop turns).
+_RUNTIME_POLL_S = 0.01
+
+
+class UsageError(Exception):
+    """The options do not fit the target (e.g. a schedule for a Dataflow); exit status 2."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The ``run`` options that shape how a target runs."""
+
+    run_id: str | None = None
+    state_url: str | None = None
+    cron: str | None = None
+    every: str | None = None
+    allow_overlap: bool = False
+    catch_up: bool = False
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether a schedule was asked for."""
+        return self.cron is not None or self.every is not None
+
+
+async def run_target(obj: Any, spec: str, options: RunOptions) -> int:
+    """Resolve ``obj`` (loaded from ``spec``) and run it; returns the exit status."""
+    target = await resolve_target(obj, spec)
+    if isinstance(target, Dataflow):
+        _check_flow_options(spec, options)
+        return await run_dataflow(target)
+    schedule = _make_schedule(options)
+    store = _open_store(options.state_url)
+    try:
+        if schedule is not None:
+            return await run_pipeline_on_schedule(target, schedule, store)
+        return await run_pipeline(target, options.run_id, store)
+    finally:
+        if store is not None:
+            await store.close()
+
+
+# -- Dataflows --------------------------------------------------------------------
+
+
+def _check_flow_options(spec: str, options: RunOptions) -> None:
+    if options.scheduled or options.allow_overlap or options.catch_up:
+        raise UsageError(
+            f"{spec!r} is a Dataflow, and --schedule/--every/--allow-overlap/--catch-up "
+            "schedule batch pipelines; a Dataflow runs continuously until its sources end "
+            "or SIGTERM/SIGINT stops it"
+        )
+    if options.run_id is not None:
+        raise UsageError(
+            f"{spec!r} is a Dataflow; --run-id names a pipeline run (a Dataflow is "
+            "identified by its name)"
+        )
+    if options.state_url is not None:
+        raise UsageError(
+            f"{spec!r} is a Dataflow; --state keeps pipeline task outputs, and checkpointing "
+            "a Dataflow from the command line is not available yet"
+        )
+
+
+async def run_dataflow(flow: Dataflow) -> int:
+    """Run ``flow`` to its end; the first signal stops its sources and lets it drain."""
+    loop = asyncio.get_running_loop()
+    # The runtime of *this* run is the one that replaces whatever the flow held before.
+    previous_runtime = flow._last_runtime
+    runner = asyncio.ensure_future(flow.run())
+
+    def request_stop() -> None:
+        if runner.done():
+            return
+        runtime = flow._last_runtime
+        if runtime is None or runtime is previous_runtime:
+            loop.call_later(_RUNTIME_POLL_S, request_stop)
+            return
+        runtime.request_stop()
+
+    def on_signal(signum: int) -> None:
+        log.info(
+            "%s received: stopping the sources of dataflow %r; records in flight drain to "
+            "the sinks (send it again to exit at once)",
+            signal.Signals(signum).name,
+            flow.name,
+        )
+        request_stop()
+
+    signals = GracefulSignals(on_signal)
+    signals.install()
+    log.info("running dataflow %r; SIGTERM or SIGINT stops it gracefully", flow.name)
+    try:
+        await runner
+    finally:
+        signals.remove()
+    how = "stopped and drained" if signals.received is not None else "finished"
+    log.info("dataflow %r %s", flow.name, how)
+    return EXIT_OK
+
+
+# -- Pipelines --------------------------------------------------------------------
+
+
+def _make_schedule(options: RunOptions) -> Schedule | None:
+    if not options.scheduled:
+        if options.allow_overlap or options.catch_up:
+            raise UsageError("--allow-overlap and --catch-up go with --schedule or --every")
+        return None
+    if options.run_id is not None:
+        raise UsageError(
+            "--run-id cannot be combined with a schedule: each scheduled run's id is "
+            "'<pipeline>-<fire time>', so a restarted daemon resumes it by itself"
+        )
+    try:
+        return Schedule(
+            options.cron,
+            every=options.every,
+            allow_overlap=options.allow_overlap,
+            missed="catch_up_once" if options.catch_up else "skip",
+        )
+    except ImportError as exc:
+        raise UsageError(
+            f"--schedule needs croniter ({exc}); install it with: pip install 'streamcore[daemon]'"
+        ) from None
+    except StreamcoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _open_store(url: str | None) -> StateStore | None:
+    if url is None:
+        return None
+    from streamcore.state.redis import RedisStateStore
+
+    try:
+        return RedisStateStore(url)
+    except (StreamcoreError, ValueError) as exc:
+        raise UsageError(f"--state {url!r}: {exc}") from None
+
+
+class _RunIdRecorder(ProgressReporter):
+    """Passes progress on to ``inner`` and remembers the run id, to name it on interrupt."""
+
+    def __init__(self, inner: ProgressReporter | None) -> None:
+        self.inner = inner
+        self.run_id: str | None = None
+
+    def run_started(self, pipeline: str, run_id: str, tasks: Sequence[str]) -> None:
+        """Remember the run id."""
+        self.run_id = run_id
+        if self.inner is not None:
+            self.inner.run_started(pipeline, run_id, tasks)
+
+    def task_started(self, run: TaskRun) -> None:
+        """Pass on."""
+        if self.inner is not None:
+            self.inner.task_started(run)
+
+    def task_retrying(self, run: TaskRun, delay_s: float) -> None:
+        """Pass on."""
+        if self.inner is not None:
+            self.inner.task_retrying(run, delay_s)
+
+    def task_finished(self, run: TaskRun) -> None:
+        """Pass on."""
+        if self.inner is not None:
+            self.inner.task_finished(run)
+
+    def run_finished(self, result: PipelineResult) -> None:
+        """Pass on."""
+        if self.inner is not None:
+            self.inner.run_finished(result)
+
+
+async def run_pipeline(pipe: Pipeline, run_id: str | None, store: StateStore | None) -> int:
+    """Run ``pipe`` once with progress on stdout; 0 when every task succeeded, else 1."""
+    # A terminal gets the live view, a pipe or a file gets key=value log lines.
+    reporter = _RunIdRecorder(make_reporter(True, sys.stdout))
+    runner = asyncio.ensure_future(pipe.run(run_id=run_id, store=store, progress=reporter))
+
+    def on_signal(signum: int) -> None:
+        log.warning(
+            "%s received: cancelling pipeline %r (send it again to exit at once)",
+            signal.Signals(signum).name,
+            pipe.name,
+        )
+        runner.cancel()
+
+    signals = GracefulSignals(on_signal)
+    signals.install()
+    try:
+        result = await runner
+    except asyncio.CancelledError:
+        if signals.received is None:
+            raise
+        print(f"pipeline {pipe.name!r} run {reporter.run_id!r} was interrupted", file=sys.stderr)
+        if store is not None and reporter.run_id is not None:
+            print(f"  resume it with: --run-id {reporter.run_id}", file=sys.stderr)
+        return exit_status_for(signals.received)
+    finally:
+        signals.remove()
+    if result.ok:
+        return EXIT_OK
+    print_failure(result, resumable=store is not None)
+    return EXIT_FAILED
+
+
+async def run_pipeline_on_schedule(pipe: Pipeline, schedule: Schedule, store: StateStore | None) -> int:
+    """Run ``pipe`` at every fire time until a signal; failed runs are reported, not fatal."""
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        log.info(
+            "%s received: no new run of pipeline %r will start; waiting for runs in flight "
+            "(send it again to exit at once)",
+            signal.Signals(signum).name,
+            pipe.name,
+        )
+        stop.set()
+
+    def on_result(result: PipelineResult) -> None:
+        if not result.ok:
+            print_failure(result, resumable=False)
+
+    clock = SystemClock()
+    log.info(
+        "pipeline %r scheduled: %s; first run at %s",
+        pipe.name,
+        schedule,
+        schedule.next_after(clock.now()).isoformat(),
+    )
+    signals = GracefulSignals(on_signal)
+    signals.install()
+    try:
+        await run_scheduled(
+            pipe,
+            schedule,
+            clock=clock,
+            stop_event=stop,
+            on_result=on_result,
+            store=store,
+            progress=True,
+        )
+    finally:
+        signals.remove()
+    log.info("pipeline %r schedule stopped", pipe.name)
+    return EXIT_OK
+
+
+def print_failure(result: PipelineResult, *, resumable: bool) -> None:
+    """A short account of a failed run on stderr: one line per task that did not succeed."""
+    counts: dict[str, int] = {}
+    for run in result.tasks.values():
+        counts[run.status] = counts.get(run.status, 0) + 1
+    summary = ", ".join(
+        f"{counts[status]} {status.replace('_', ' ')}"
+        for status in ("failed", "timed_out", "skipped")
+        if status in counts
+    )
+    lines = [f"error: pipeline {result.pipeline!r} run {result.run_id!r} failed: {summary}"]
+    for run in result.tasks.values():
+        if run.status in ("failed", "timed_out", "skipped"):
+            reason = run.reason or (
+                "" if run.error is None else f"{type(run.error).__name__}: {run.error}"
+            )
+            lines.append(f"  {run.status:<9} {run.name}: {reason}")
+    if resumable:
+        lines.append(f"  resume after the completed tasks with: --run-id {result.run_id}")
+    print("\n".join(lines), file=sys.stderr)
