@@ -58,6 +58,10 @@ class FileSink(Sink):
         if self._file is not None:
             self._file.close()
         try:
+            # A missing output directory is created, as users of file sinks expect.
+            parent = os.path.dirname(self.pending_path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
             # w+b: readable as well, which the Avro writer needs to reopen for append.
             self._file = open(self.pending_path, "w+b")  # noqa: SIM115 - held across batches
         except OSError as exc:
