@@ -341,8 +341,17 @@ async def test_an_unserialisable_record_is_a_sink_error_naming_path_and_type(
     assert path.read_bytes() == b'{"a":1}\n'
 
 
-async def test_opening_a_sink_in_a_missing_directory_is_a_sink_error(tmp_path: Path) -> None:
+async def test_opening_a_sink_in_a_missing_directory_creates_it(tmp_path: Path) -> None:
     sink = JsonLinesSink(tmp_path / "no" / "such" / "out.jsonl")
+    await sink.open(SinkContext("sink", "flow"))
+    sink.write_batch([{"a": 1}])
+    await sink.close()
+    assert (tmp_path / "no" / "such" / "out.jsonl").read_bytes() == b'{"a":1}\n'
+
+
+async def test_opening_a_sink_under_a_file_is_a_sink_error(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("not a directory")
+    sink = JsonLinesSink(tmp_path / "blocker" / "out.jsonl")
     with pytest.raises(SinkError, match="check that the directory exists"):
         await sink.open(SinkContext("sink", "flow"))
 
