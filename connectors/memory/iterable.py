@@ -85,7 +85,10 @@ class IterableSource(Source):
     async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
         """Up to ``max_records`` records; lingers briefly for more on async iterables."""
         if self._sync is not None:
-            batch = list(islice(self._sync, max_records))
+            try:
+                batch = list(islice(self._sync, max_records))
+            except Exception as exc:
+                raise self._iterable_error(exc) from exc
             self._count += len(batch)
             return batch or None
         return await self._read_async(max_records, timeout_s)
@@ -121,11 +124,14 @@ class IterableSource(Source):
         self._count += len(batch)
         if not batch and buf and buf[0] is _END:
             if self._error is not None:
-                raise SourceError(
-                    f"source {self.context.stage!r}: the iterable raised {type(self._error).__name__}: {self._error}"
-                ) from self._error
+                raise self._iterable_error(self._error) from self._error
             return None
         return batch
+
+    def _iterable_error(self, error: BaseException) -> SourceError:
+        return SourceError(
+            f"source {self.context.stage!r}: the iterable raised {type(error).__name__}: {error}"
+        )
 
     def position(self) -> Any:
         """Records read so far (informational: this source cannot rewind)."""

@@ -107,7 +107,10 @@ class Mailbox:
             raise MailboxClosedError(f"send to closed mailbox {self.name!r}")
         n = len(batch.records)
         if self._throttled or self._send_waiters or not self._fits(n):
-            self._throttled = True
+            # Only a batch that truly does not fit starts the throttle: setting it because
+            # other senders are queued could leave an empty mailbox throttled forever.
+            if not self._fits(n):
+                self._throttled = True
             raise MailboxFullError(f"mailbox {self.name!r} is full ({self._size}/{self._high} records)")
         self._put(batch, n)
 
@@ -119,7 +122,8 @@ class Mailbox:
         if not self._throttled and not self._send_waiters and self._fits(n):
             self._put(batch, n)
             return
-        self._throttled = True
+        if not self._fits(n):
+            self._throttled = True
         waiter = asyncio.get_running_loop().create_future()
         self._send_waiters.append(waiter)
         if self._blocked_since is None:
@@ -132,7 +136,9 @@ class Mailbox:
                 if not self._throttled and self._fits(n):
                     break
                 # Woken but the receiver has not drained far enough yet: wait again,
-                # keeping our place at the head of the queue.
+                # keeping our place at the head of the queue. Throttle so that the next
+                # drain to the low mark wakes us (the mailbox holds records, or we fit).
+                self._throttled = True
                 waiter = asyncio.get_running_loop().create_future()
                 self._send_waiters[0] = waiter
         except BaseException:

@@ -153,7 +153,10 @@ class SinkStep(Step):
             self._per_record = False
         else:
             self._write = sink
-            self._is_async = inspect.iscoroutinefunction(sink)
+            # Also a callable object whose __call__ is ``async def``.
+            self._is_async = inspect.iscoroutinefunction(sink) or inspect.iscoroutinefunction(
+                getattr(sink, "__call__", None)  # noqa: B004
+            )
             self._per_record = True
         self._stage = StatelessStage(name, "sink", sink, on_error)
 
@@ -169,14 +172,23 @@ class SinkStep(Step):
         write = self._write
         if not self._per_record:
             try:
-                if self._is_async:
-                    await write(records)
-                else:
-                    write(records)
-            except SinkError:
-                raise
+                await self._write_batch(records)
             except Exception as exc:
-                raise SinkError(f"sink {self.name!r} failed writing a batch of {len(records)}: {exc}") from exc
+                if self.on_error == "fail":
+                    if isinstance(exc, SinkError):
+                        raise
+                    raise SinkError(
+                        f"sink {self.name!r} failed writing a batch of {len(records)}: {exc}"
+                    ) from exc
+                # Skip / dead-letter: find the failing records by writing one at a time
+                # (a connector's write_batch is all or nothing, so nothing is written twice).
+                for record in records:
+                    try:
+                        await self._write_batch([record])
+                    except Exception as record_exc:
+                        self.on_failure(
+                            self._stage, record if self.on_error == "dead_letter" else None, record_exc
+                        )
         elif self.on_error == "fail" and not self._is_async:
             record = None
             try:
@@ -196,6 +208,15 @@ class SinkStep(Step):
                         raise stage_error(self.name, record, exc) from exc
                     self.on_failure(self._stage, record if self.on_error == "dead_letter" else None, exc)
         self.records_written += len(records)
+
+    async def _write_batch(self, records: list[Any]) -> None:
+        if self._is_async:
+            await self._write(records)
+        else:
+            # The Sink contract lets a plain write_batch return an awaitable.
+            pending = self._write(records)
+            if pending is not None and inspect.isawaitable(pending):
+                await pending
 
     async def on_watermark(self, timestamp_ms: float) -> None:
         pass
@@ -228,10 +249,18 @@ class Outlet(Step):
     async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
         self.records_out += len(records)
         self.batches_out += 1
-        for target in self.targets:
+        last = len(self.targets) - 1
+        for i, target in enumerate(self.targets):
             boxes = target.mailboxes
             if len(boxes) == 1:
-                await self._send(boxes[0], Batch(records, timestamps, target.channels[0]))
+                if i == last:
+                    batch = Batch(records, timestamps, target.channels[0])
+                else:
+                    # A batch belongs to its receiver (actors share nothing mutable): with
+                    # several consumers, all but the last get copies of the lists.
+                    copied_ts = None if timestamps is None else list(timestamps)
+                    batch = Batch(list(records), copied_ts, target.channels[0])
+                await self._send(boxes[0], batch)
             else:
                 await self._partition(target, records, timestamps)
 
