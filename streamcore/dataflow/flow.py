@@ -357,9 +357,9 @@ class WindowedStream:
         from streamcore.time.aggregators import Aggregation
 
         agg = Aggregation.of(aggregation)
-        if self.assigner.merging and not agg.can_merge:
+        if self.assigner.merges_accumulators and not agg.can_merge:
             raise GraphError(
-                f"session windows merge accumulators, but {agg.describe()} has no merge; "
+                f"{self.assigner!r} merges accumulators, but {agg.describe()} has no merge; "
                 "give the sc.Aggregator a merge function"
             )
         flow = self.keyed.flow

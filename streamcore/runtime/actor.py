@@ -189,7 +189,9 @@ class Actor:
             any_active = True
             if wm < best:
                 best, holder = wm, i
-        if not any_active:
+        if not any_active or (best == POS_INF and any(self.idle)):
+            # Only idle inputs are left open: ended inputs must not carry the watermark to
+            # +inf past an idle one, whose records would all be late when it resumes.
             return self.watermark_ms, None
         return best, holder
 
@@ -339,6 +341,9 @@ class SourceActor:
                         await self.head.on_watermark(wm)
             if self.dead.pending:
                 await self.dead.flush()
+            # Idleness counts from here: time blocked sending downstream (backpressure)
+            # is not time without input.
+            last_data = monotonic()
             self.busy_s += perf_counter() - started
             if self.max_rate is not None:
                 rate_count += len(records)

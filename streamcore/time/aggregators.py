@@ -5,11 +5,13 @@ records, unless the user asks for ``collect``). Built-ins carry a ``kind`` so th
 stage can inline their update into its per-batch loop; a user ``Aggregator`` is called.
 
 Invariants:
-1. ``add`` is called in arrival order; ``merge(a, b)`` combines an earlier-arriving ``a``
-   with a later ``b`` and returns the result (it may reuse ``a``, never ``b``).
+1. ``add`` is called in arrival order; ``merge(a, b)`` combines ``a``, from the earlier
+   pane or session in time, with ``b`` and returns the result. Sliding windows combine the
+   same pane accumulator into several windows, so ``merge`` (and a ``reduce`` function)
+   must return a new value and change neither argument.
 2. ``first`` / ``last`` / ``collect`` follow arrival order at the window stage, exactly
    also across merged panes and sessions (they keep an arrival sequence number).
-Design: docs/windows.md#aggregations
+Design: docs/event-time.md#aggregations
 """
 
 from __future__ import annotations
@@ -291,7 +293,7 @@ class Aggregation:
         return [c() for c in self._creates]
 
     def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
-        """Combine two accumulators into a new one (neither is changed)."""
+        """Combine two accumulators (see invariant 1 of the module)."""
         return [m(x, y) for m, x, y in zip(self._merges, a, b, strict=True)]  # type: ignore[misc]
 
     def copy(self, a: list[Any]) -> list[Any]:

@@ -6,17 +6,27 @@ numeric time is int ms and its name says so (``timestamp_ms``, ``size_ms``).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+
+from streamcore.errors import GraphError
 
 __all__ = ["to_duration_ms", "to_timestamp_ms"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
 
 def to_duration_ms(value: timedelta | int | float, what: str) -> int:
-    """``value`` as whole milliseconds; ``what`` names the argument in errors."""
+    """``value`` as whole milliseconds; ``what`` names the argument in errors.
+
+    Durations are arguments of the builder API, so a wrong one is a ``GraphError``.
+    """
     if isinstance(value, timedelta):
-        return int(value.total_seconds() * 1000)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a datetime.timedelta or int milliseconds, got {value!r}")
+        # Integer arithmetic: ``total_seconds() * 1000`` loses a millisecond to rounding.
+        return value // _ONE_MS
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise GraphError(f"{what} must be a datetime.timedelta or int milliseconds, got {value!r}")
     return int(value)
 
 
@@ -30,8 +40,8 @@ def to_timestamp_ms(value: object) -> int:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return int(value.timestamp() * 1000)
-    if isinstance(value, float) and value == value:
+        return (value - _EPOCH) // _ONE_MS
+    if isinstance(value, float) and math.isfinite(value):
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value)

@@ -3,11 +3,13 @@
 For what the window API does not cover: subclass ``KeyedProcessFunction``, keep state in
 ``ctx.state`` (a dict private to the current key) and register event-time timers with
 ``ctx.register_timer(timestamp_ms)``. A timer fires once when the watermark reaches it
-(``W >= timestamp``), with the same ``ctx`` for its key; the end of a finite stream fires
-every remaining timer in time order. Outputs are whatever ``process`` / ``on_timer``
+(``W >= timestamp``), with the same ``ctx`` for its key, timers in time order (then in
+order of registration). The end of a finite stream fires every timer pending at that
+moment in time order; timers registered from ``on_timer`` during that last flush are not
+fired (a self-rescheduling timer would otherwise never let the stream end). Outputs are whatever ``process`` / ``on_timer``
 return (an iterable of records, or None). State lives behind ``snapshot()`` / ``restore()``
 so checkpoints can capture it.
-Design: docs/windows.md#keyed-process
+Design: docs/event-time.md#keyed-process
 """
 
 from __future__ import annotations
@@ -82,11 +84,17 @@ class ProcessStep(Step):
         self.timers: list[tuple[int, int, Any]] = []
         self._timer_set: set[tuple[int, Any]] = set()
         self._tie = 0
+        self._ending = False
+        self.dropped_timers = 0
+        """Timers registered during the end-of-stream flush (never fired)."""
         self.ctx = ProcessContext(self)
         self._stage = StatelessStage(node.name, "process", node.fn.process, node.on_error)
 
     def register_timer(self, key: Any, timestamp_ms: int) -> None:
         """Add a timer (duplicates of the same key and time fire once)."""
+        if self._ending:
+            self.dropped_timers += 1
+            return
         if (timestamp_ms, key) in self._timer_set:
             return
         self._timer_set.add((timestamp_ms, key))
@@ -157,6 +165,7 @@ class ProcessStep(Step):
         await self.next.on_watermark(timestamp_ms)
 
     async def on_end(self) -> None:
+        self._ending = True
         await self._fire(POS_INF)
         await self.next.on_end()
 

@@ -1,6 +1,6 @@
 """The window stage at run time: pane windows (tumbling, sliding) and session windows.
 
-Semantics (exact; docs/windows.md restates them and the tests check them against an oracle):
+Semantics (exact; docs/event-time.md restates them and the tests check them against an oracle):
 1. Records of a batch are processed against the watermark ``W`` from before the batch.
 2. A window ``[start, end)`` fires when ``W >= end`` and is freed when ``W >= end + lateness``.
 3. A record whose windows are all freed goes to the late output unchanged (and is counted).
@@ -9,7 +9,7 @@ Semantics (exact; docs/windows.md restates them and the tests check them against
 5. End of stream is ``W = +inf``: every window not yet fired fires once.
 Tumbling and sliding windows aggregate records into panes of ``gcd(size, slide)`` (one
 state update per record) and merge panes when a window fires.
-Design: docs/windows.md
+Design: docs/event-time.md
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from streamcore.dataflow.graph import WindowNode
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import Step, stage_error
-from streamcore.time.accumulate import add_statements
+from streamcore.time.accumulate import Combiners, add_statements
 from streamcore.time.aggregators import Aggregation
 from streamcore.time.windows import SessionWindows, WindowResult
 
@@ -73,6 +73,7 @@ class _WindowStepBase(Step):
         self.updates = 0
         self.late = 0
         self._stage = StatelessStage(node.name, "window", self.key, node.on_error)
+        self.combiners = Combiners(self.agg, WindowResult)
 
     async def on_watermark(self, timestamp_ms: float) -> None:
         await self._advance(timestamp_ms)
@@ -88,13 +89,15 @@ class _WindowStepBase(Step):
         raise NotImplementedError
 
     def _compile(self, template: str, extra: dict[str, Any]) -> Callable[..., Any]:
-        """Compile the per-batch loop; ``{ADD}`` in the template is replaced by the adds."""
+        """Compile the per-batch loop; ``{ADD:n}`` in the template becomes the adds, indented n."""
         namespace: dict[str, Any] = {"key": self.key, "create": self.agg.create, **extra}
-        adds = add_statements(self.agg, namespace, " " * 12)
-        if self.agg.sequenced:
-            adds.insert(0, " " * 12 + "seq += 1")
+        body = template
+        for width in (12, 16, 20):
+            adds = add_statements(self.agg, namespace, " " * width)
+            if self.agg.sequenced:
+                adds.insert(0, " " * width + "seq += 1")
+            body = body.replace(f"{{ADD:{width}}}", "\n".join(adds))
         careful = self.node.on_error != "fail"
-        body = template.replace("{ADD}", "\n".join(adds))
         if careful:
             body = body.replace("{TRY}", "try:").replace(
                 "{EXCEPT}", "except Exception as exc:\n                fail(x, exc)\n                continue"
@@ -142,17 +145,25 @@ def process(records, timestamps, W, panes, new_pane, late, late_ts, touched, seq
                 continue
             k = key(x)
             d = panes.get(s)
-            if d is None:
-                d = new_pane(s)
-            a = d.get(k)
-            if a is None:
-                a = d[k] = create()
-{ADD}
+            if d is not None:
+                a = d.get(k)
+                if a is not None:
+{ADD:20}
+                else:
+                    a = create()
+{ADD:20}
+                    d[k] = a
+            else:
+                a = create()
+{ADD:16}
+                new_pane(s)[k] = a
             if W >= FIRST_END:
                 touched[(s, k)] = None
         {EXCEPT}
     return seq
 """
+# A new pane or accumulator is stored only after the record was added, so a record
+# whose value cannot be extracted (on_error="skip") leaves no empty accumulator behind.
 
 
 class PaneWindowStep(_WindowStepBase):
@@ -167,6 +178,13 @@ class PaneWindowStep(_WindowStepBase):
         self.tumbling = self.size_ms == self.slide_ms
         self.panes: dict[int, dict[Any, list[Any]]] = {}
         self.pane_starts: list[int] = []
+        # Sliding windows: cached partial combinations of panes (see _sliding_value).
+        self.panes_per_window = self.size_ms // self.pane_ms
+        self._block: int | None = None
+        self._suffix: dict[int, dict[Any, list[Any]]] = {}
+        self._prefix: dict[Any, list[Any]] = {}
+        self._prefix_last = 0
+        self._cached_below_ms: float = NEG_INF
         size, slide = self.size_ms, self.slide_ms
         # End of the earliest window holding pane s: the first multiple of slide above s - size.
         first_end = "s + SIZE" if self.tumbling else "(s - SIZE) - (s - SIZE) % SLIDE + SLIDE + SIZE"
@@ -196,6 +214,8 @@ class PaneWindowStep(_WindowStepBase):
         late: list[Any] = []
         late_ts: list[int] = []
         touched: dict[tuple[int, Any], None] = {}
+        if self._block is not None and timestamps and min(timestamps) < self._cached_below_ms:
+            self._block = None  # a cached pane may change
         try:
             self.seq = self._process(
                 records, timestamps, self.watermark_ms, self.panes, self._new_pane, late, late_ts, touched, self.seq
@@ -238,7 +258,7 @@ class PaneWindowStep(_WindowStepBase):
         for ws, k in sorted(windows, key=lambda w: w[0]):
             acc = self._window_value(ws, k)
             if acc is not None:
-                out.append(WindowResult(k, ws, ws + size, self.agg.result(acc), True))
+                out.append(WindowResult(k, ws, ws + size, self.combiners.result(acc), True))
         self.updates += len(out)
         return out
 
@@ -254,14 +274,14 @@ class PaneWindowStep(_WindowStepBase):
     def _fire(self, old_w: float, new_w: float) -> list[WindowResult]:
         """Results of the windows whose end is in ``(old_w, new_w]``."""
         size, slide = self.size_ms, self.slide_ms
-        starts, panes, result = self.pane_starts, self.panes, self.agg.result
+        starts, panes = self.pane_starts, self.panes
+        rows = self.combiners.rows
         out: list[WindowResult] = []
         if self.tumbling:
             lo = bisect_right(starts, old_w - size)
             hi = len(starts) if new_w == POS_INF else bisect_right(starts, new_w - size)
             for s in starts[lo:hi]:
-                end = s + size
-                out.extend([WindowResult(k, s, end, result(a), False) for k, a in panes[s].items()])
+                out.extend(rows(panes[s], s, s + size, False))
             self.fired += len(out)
             return out
         if not starts:
@@ -273,7 +293,6 @@ class PaneWindowStep(_WindowStepBase):
             ws = int(old_w) - size + 1
         ws = ws - ws % slide + (slide if ws % slide else 0)
         limit = POS_INF if new_w == POS_INF else new_w - size
-        agg = self.agg
         while ws <= limit:
             i = bisect_left(starts, ws)
             if i == len(starts):
@@ -283,16 +302,52 @@ class PaneWindowStep(_WindowStepBase):
                 nxt = starts[i] - size + 1
                 ws = max(ws + slide, nxt - nxt % slide + (slide if nxt % slide else 0))
                 continue
-            combined: dict[Any, list[Any]] = {}
-            end = ws + size
-            for j in range(i, bisect_left(starts, end)):
-                for k, a in panes[starts[j]].items():
-                    c = combined.get(k)
-                    combined[k] = agg.copy(a) if c is None else agg.merge(c, a)
-            out.extend([WindowResult(k, ws, end, result(a), False) for k, a in combined.items()])
+            out.extend(self._sliding_rows(ws))
             ws += slide
         self.fired += len(out)
         return out
+
+    def _sliding_rows(self, ws: int) -> list[WindowResult]:
+        """The results of the sliding window starting at ``ws``.
+
+        Merging all ``size / pane`` panes per window would cost that many merges per key
+        and window. Instead, with panes numbered ``m = start // pane`` and cut into blocks
+        of ``K = size / pane`` panes, window ``j`` (panes ``j .. j+K-1``) is the suffix of
+        its block from ``j`` merged with the prefix of the next block up to ``j+K-1``.
+        1. On entering block ``b``, compute every suffix of it, right to left.
+        2. Grow the prefix of block ``b+1`` in place, one pane at a time, as windows fire.
+        3. A window's values are its suffix merged with the prefix, per key.
+        4. A batch with a record in a cached pane drops the cache (``on_batch``).
+        Merges stay in time order, so first/last/collect and user merges see them in order.
+        """
+        pane, k = self.pane_ms, self.panes_per_window
+        combine, panes = self.combiners.combine, self.panes
+        j = ws // pane
+        block = j // k
+        if self._block != block:
+            # Step 1.
+            suffix: dict[int, dict[Any, list[Any]]] = {}
+            acc: dict[Any, list[Any]] = {}
+            for m in range((block + 1) * k - 1, block * k - 1, -1):
+                d = panes.get(m * pane)
+                if d:
+                    acc = combine([d, acc]) if acc else combine([d])
+                suffix[m] = acc
+            self._block, self._suffix = block, suffix
+            self._prefix, self._prefix_last = {}, (block + 1) * k - 1
+        # Step 2.
+        prefix = self._prefix
+        while self._prefix_last < j + k - 1:
+            self._prefix_last += 1
+            d = panes.get(self._prefix_last * pane)
+            if d:
+                if prefix:
+                    prefix.update(combine([prefix, d]))
+                else:
+                    prefix.update(combine([d]))
+        self._cached_below_ms = (self._prefix_last + 1) * pane
+        # Step 3.
+        return self.combiners.rows_of_two(self._suffix[j], prefix, ws, ws + self.size_ms)
 
     def _free(self, w: float) -> None:
         """Drop panes all of whose windows are freed (``last end + lateness <= w``)."""
@@ -307,6 +362,9 @@ class PaneWindowStep(_WindowStepBase):
                 break
         if n:
             del starts[:n]
+        if not panes and self._block is not None:
+            # Nothing left to combine: let go of the sliding-window cache too.
+            self._block, self._suffix, self._prefix = None, {}, {}
 
     def statistics(self) -> WindowStatistics:
         """Current state size and counters."""
@@ -321,7 +379,7 @@ class PaneWindowStep(_WindowStepBase):
 
 
 class _Session:
-    __slots__ = ("acc", "alive", "emitted", "end", "key", "start")
+    __slots__ = ("acc", "alive", "emitted", "end", "key", "queued", "start")
 
     def __init__(self, key: Any, start: int, end: int, acc: list[Any]) -> None:
         self.key = key
@@ -329,13 +387,17 @@ class _Session:
         self.end = end
         self.acc = acc
         self.emitted = False
+        """A result of this session (or of one merged into it) was emitted."""
         self.alive = True
+        """False once merged into another session or freed."""
+        self.queued = False
+        """The session has an entry in the fire heap."""
 
 
 _SESSION_ADD = """
 def process(a, x, seq):
         if True:
-{ADD}
+{ADD:12}
         return seq
 """
 
@@ -344,8 +406,14 @@ class SessionWindowStep(_WindowStepBase):
     """Merging per-key session windows.
 
     A record at ``t`` opens ``[t, t + gap)``; every kept session of its key that overlaps
-    that interval merges with it (accumulators merged in order of start). A merged
-    session that had already emitted a result emits its later results as updates.
+    that interval (strictly: touching sessions stay apart) merges with it, accumulators
+    merged in order of start. A session is late (its record goes to ``.late``) only when
+    the record overlaps no kept session and ``W >= t + gap + lateness``. A session that
+    emitted a result (or absorbed one that did) emits its later results as updates.
+
+    Firing and freeing are two heaps with one entry per session, moved lazily: when an
+    entry comes up for a session whose end has grown since, it is pushed again at the
+    new end, so extending a session costs no heap operation.
     """
 
     def __init__(self, node: WindowNode, late: Step, on_failure: Callable[..., None]) -> None:
@@ -355,20 +423,18 @@ class SessionWindowStep(_WindowStepBase):
         self._fire_heap: list[tuple[int, int, _Session]] = []
         self._free_heap: list[tuple[int, int, _Session]] = []
         self._tie = itertools.count()
-        self._add = self._compile(_SESSION_ADD.replace("{TRY}", "").replace("{EXCEPT}", ""), {})
+        self._add = self._compile(_SESSION_ADD, {})
         self.count = 0
 
-    def _schedule(self, s: _Session) -> None:
-        tie = next(self._tie)
-        heapq.heappush(self._fire_heap, (s.end, tie, s))
-        heapq.heappush(self._free_heap, (s.end + self.lateness_ms, tie, s))
+    def _queue_fire(self, s: _Session) -> None:
+        s.queued = True
+        heapq.heappush(self._fire_heap, (s.end, next(self._tie), s))
 
     async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
         assert timestamps is not None, "window stages receive event timestamps"
         W = self.watermark_ms
         gap, lateness, key, agg = self.gap_ms, self.lateness_ms, self.key, self.agg
         sessions, add = self.sessions, self._add
-        assert agg.merge is not None, "session windows need a merging aggregation"
         late: list[Any] = []
         late_ts: list[int] = []
         touched: dict[int, _Session] = {}
@@ -377,8 +443,29 @@ class SessionWindowStep(_WindowStepBase):
                 k = key(x)
                 lst = sessions.get(k)
                 new_end = t + gap
-                overlapping = [s for s in lst if s.start < new_end and t < s.end] if lst else []
+                overlapping: list[_Session]
+                if lst is None:
+                    overlapping = []
+                elif len(lst) == 1:
+                    s = lst[0]
+                    if s.start < new_end and t < s.end:
+                        # Step 2, the hot path: the key's only session grows by the record.
+                        self.seq = add(s.acc, x, self.seq)
+                        if t < s.start:
+                            s.start = t
+                        if new_end > s.end:
+                            s.end = new_end
+                            if new_end > W and not s.queued:
+                                self._queue_fire(s)
+                        if s.end <= W:
+                            touched[id(s)] = s
+                        continue
+                    overlapping = []
+                else:
+                    overlapping = [s for s in lst if s.start < new_end and t < s.end]
                 if not overlapping:
+                    # Step 1: a record overlapping no kept session is late when its own
+                    # session [t, t + gap) would already be freed.
                     if W >= new_end + lateness:
                         late.append(x)
                         late_ts.append(t)
@@ -391,42 +478,54 @@ class SessionWindowStep(_WindowStepBase):
                     else:
                         lst.append(s)
                     self.count += 1
+                    heapq.heappush(self._free_heap, (new_end + lateness, next(self._tie), s))
+                    if new_end > W:
+                        self._queue_fire(s)
+                elif len(overlapping) == 1:
+                    # Step 2: one session grows by the record.
+                    s = overlapping[0]
+                    self.seq = add(s.acc, x, self.seq)
+                    if t < s.start:
+                        s.start = t
+                    if new_end > s.end:
+                        s.end = new_end
+                        if new_end > W and not s.queued:
+                            self._queue_fire(s)
                 else:
+                    # Step 3: the record bridges sessions: merge them in time order.
                     overlapping.sort(key=lambda s: s.start)
                     acc = agg.create()
                     self.seq = add(acc, x, self.seq)
-                    target = overlapping[0]
-                    merged = target.acc
+                    s = overlapping[0]
+                    merged = s.acc
+                    end = max(s.end, new_end)
+                    assert lst is not None
                     for other in overlapping[1:]:
                         merged = agg.merge(merged, other.acc)
                         other.alive = False
-                        target.emitted = target.emitted or other.emitted
-                        assert lst is not None
+                        s.emitted = s.emitted or other.emitted
+                        end = max(end, other.end)
                         lst.remove(other)
                         self.count -= 1
-                    target.acc = agg.merge(merged, acc)
-                    start = min(target.start, t)
-                    end = max(max(o.end for o in overlapping), new_end)
-                    if end != target.end:
-                        target.end = end
-                        self._schedule(target)
-                    target.start = start
-                    s = target
+                    s.acc = agg.merge(merged, acc)
+                    s.start = min(s.start, t)
+                    s.end = end
+                    if end > W and not s.queued:
+                        self._queue_fire(s)
                 if s.end <= W:
                     touched[id(s)] = s
-                elif s.end == new_end and not overlapping:
-                    self._schedule(s)
             except Exception as exc:
                 self._record_failed(x, exc)
         if late:
             await self._emit_late(late, late_ts)
         if touched:
-            out = [
-                WindowResult(s.key, s.start, s.end, agg.result(s.acc), True)
-                for s in sorted(touched.values(), key=lambda s: s.end)
-                if s.alive and W < s.end + lateness
-            ]
-            for s in touched.values():
+            # Step 4: one update per session changed behind the watermark; a session the
+            # batch extended past W waits for its own firing instead.
+            changed = [s for s in touched.values() if s.alive and s.end <= W]
+            changed.sort(key=lambda s: s.end)
+            result = self.combiners.result
+            out = [WindowResult(s.key, s.start, s.end, result(s.acc), True) for s in changed]
+            for s in changed:
                 s.emitted = True
             self.updates += len(out)
             await self._emit(out)
@@ -437,26 +536,35 @@ class SessionWindowStep(_WindowStepBase):
         self.watermark_ms = new_w
         out: list[WindowResult] = []
         heap = self._fire_heap
-        result = self.agg.result
+        result = self.combiners.result
         while heap and heap[0][0] <= new_w:
             end, _, s = heapq.heappop(heap)
-            if s.alive and s.end == end:
-                out.append(WindowResult(s.key, s.start, s.end, result(s.acc), s.emitted))
-                if s.emitted:
-                    self.updates += 1
-                s.emitted = True
+            if not s.alive:
+                continue
+            if s.end > end:
+                heapq.heappush(heap, (s.end, next(self._tie), s))
+                continue
+            s.queued = False
+            out.append(WindowResult(s.key, s.start, s.end, result(s.acc), s.emitted))
+            if s.emitted:
+                self.updates += 1
+            s.emitted = True
         self.fired += len(out)
         free = self._free_heap
         lateness = self.lateness_ms
         while free and free[0][0] <= new_w:
             limit, _, s = heapq.heappop(free)
-            if s.alive and s.end + lateness == limit:
-                s.alive = False
-                lst = self.sessions[s.key]
-                lst.remove(s)
-                self.count -= 1
-                if not lst:
-                    del self.sessions[s.key]
+            if not s.alive:
+                continue
+            if s.end + lateness > limit:
+                heapq.heappush(free, (s.end + lateness, next(self._tie), s))
+                continue
+            s.alive = False
+            lst = self.sessions[s.key]
+            lst.remove(s)
+            self.count -= 1
+            if not lst:
+                del self.sessions[s.key]
         await self._emit(out)
 
     def statistics(self) -> WindowStatistics:

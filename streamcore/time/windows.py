@@ -4,7 +4,7 @@ Assigners are definitions (pure data); the window stage builds its logic from th
 Tumbling and sliding windows are aligned to the epoch: a tumbling window of ``size``
 holding timestamp ``t`` starts at ``t - t % size``; sliding windows start at every
 multiple of ``slide``. Windows are ``[start, end)``: ``end`` is exclusive.
-Design: docs/windows.md
+Design: docs/event-time.md
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ class WindowAssigner:
     """Base of the window definitions."""
 
     merging = False
+    """Whether windows of a key merge with each other (sessions)."""
+    merges_accumulators = False
+    """Whether the stage combines accumulators (sessions merge, sliding windows combine panes),
+    so the aggregation needs a ``merge``."""
 
 
 def _positive_ms(value: timedelta | int, what: str) -> int:
@@ -70,6 +74,7 @@ class SlidingWindows(WindowAssigner):
                 "records between windows would be lost; use a slide <= size"
             )
         self.pane_ms = math.gcd(self.size_ms, self.slide_ms)
+        self.merges_accumulators = self.pane_ms != self.size_ms
 
     def __repr__(self) -> str:
         return f"SlidingWindows({self.size_ms} ms, every {self.slide_ms} ms)"
@@ -82,6 +87,7 @@ class SessionWindows(WindowAssigner):
     """
 
     merging = True
+    merges_accumulators = True
 
     def __init__(self, gap: timedelta | int) -> None:
         self.gap_ms = _positive_ms(gap, "SessionWindows gap")
