@@ -1,0 +1,96 @@
+"""Shared by the workload scripts: parameters, command line, timing and the result line.
+
+A workload script is run as ``python bench/<script>.py WORKLOAD INPUT N`` in a fresh
+process and prints exactly one line ``BENCH_RESULT {json}`` with the fields
+``impl, workload, n, seconds, events_per_s, peak_rss_kib, checksum``. ``seconds`` is
+measured inside the process, from just before the pipeline is built until the
+checksum is known, so interpreter start-up and imports are not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+# Workload parameters, identical for every implementation.
+THRESHOLD = 50.0
+FACTOR = 1.1
+HOPS = 10
+OUT_OF_ORDER_MS = 2_000
+TUMBLE_MS = 10_000
+SLIDE_SIZE_MS = 60_000
+SLIDE_STEP_MS = 1_000
+SESSION_GAP_MS = 30_000
+
+WORKLOADS = ("w1", "hop10", "w2", "slide", "session")
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+def identity(x: Any) -> Any:
+    """The stage function of HOP10 (the same function object for both implementations)."""
+    return x
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set (``VmHWM``), read from inside the process.
+
+    The parent's memory cannot leak into it, unlike ``wait4``'s ``ru_maxrss``, which on
+    Linux starts from the parent's RSS at fork.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def w1_checksum(count: int, total: float) -> dict[str, Any]:
+    return {"count": count, "sum": round(total, 2)}
+
+
+# Window totals are summed as integers in units of 2**-60 (truncated): the same totals
+# give the same checksum whatever order the windows are emitted in, and in constant
+# memory (a list of millions of floats for ``math.fsum`` would dominate the peak RSS
+# of the sliding-window jobs).
+SUM_SCALE = 2**60
+
+
+def sum_units(x: float) -> int:
+    """``x`` in units of ``2**-60`` (multiplying by a power of two is exact)."""
+    return int(x * SUM_SCALE)
+
+
+def window_checksum(windows: int, count: int, units: int) -> dict[str, Any]:
+    """Windows emitted, records counted over all of them, and the sum of their sums."""
+    return {"windows": windows, "count": count, "sum": round(units / SUM_SCALE, 2)}
+
+
+def main(
+    impl: str,
+    jobs: dict[str, Callable[[str, int], dict[str, Any]]],
+    info: dict[str, Any] | None = None,
+) -> None:
+    """Parse ``WORKLOAD INPUT N``, time the job and print its result line (plus ``info``)."""
+    if len(sys.argv) != 4 or sys.argv[1] not in jobs:
+        sys.exit(f"usage: {sys.argv[0]} {{{'|'.join(jobs)}}} INPUT N")
+    workload, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    started = time.perf_counter()
+    checksum = jobs[workload](path, n)
+    seconds = time.perf_counter() - started
+    result = {
+        "impl": impl,
+        "workload": workload,
+        "n": n,
+        "seconds": round(seconds, 4),
+        "events_per_s": round(n / seconds),
+        "peak_rss_kib": peak_rss_kib(),
+        "checksum": checksum,
+        **(info or {}),
+    }
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
