@@ -31,6 +31,7 @@ from streamcore.errors import (
 from streamcore.io import Sink, SinkContext, Source, SourceContext
 from streamcore.runtime.steps import DeadLetter
 from streamcore.state import MemoryStateStore, RedisStateStore
+from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.time.aggregators import Aggregator
 from streamcore.time.process import KeyedProcessFunction, ProcessContext
 from streamcore.time.windows import SessionWindows, SlidingWindows, TumblingWindows, WindowResult
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregator",
     "CheckpointError",
+    "Checkpointing",
     "ConnectorError",
     "Dataflow",
     "DeadLetter",
@@ -53,6 +55,7 @@ __all__ = [
     "PipelineValidationError",
     "ProcessContext",
     "RedisStateStore",
+    "RestartPolicy",
     "Retry",
     "SerializationError",
     "SessionWindows",

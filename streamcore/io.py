@@ -18,7 +18,7 @@ applies the stage's ``on_error`` policy (raise, skip and count, or dead-letter).
 Sink contract:
 1. ``open(context)`` once; 2. ``write_batch(records)`` (sync or ``async``) per batch, in
 order; 3. ``close()`` on end of stream (flush) or after a failure.
-Transactional sinks also implement the checkpoint hooks (see ``streamcore.state``).
+Exactly-once sinks also implement the checkpoint hooks below (docs/checkpoints.md#sinks).
 Design: docs/runtime.md#connectors
 """
 
@@ -95,11 +95,16 @@ class Source:
 
 
 class SinkContext:
-    """What the runtime tells a sink."""
+    """What the runtime tells a sink.
 
-    def __init__(self, stage: str, flow: str) -> None:
+    ``checkpointing`` is True when the flow runs with checkpoints: a sink with
+    ``supports_checkpoints`` then publishes output only in ``commit``, never in ``close``.
+    """
+
+    def __init__(self, stage: str, flow: str, *, checkpointing: bool = False) -> None:
         self.stage = stage
         self.flow = flow
+        self.checkpointing = checkpointing
 
 
 class Sink:
@@ -117,3 +122,24 @@ class Sink:
 
     async def close(self) -> None:
         """Flush and release; called at end of stream and after a failure."""
+
+    # -- checkpoint hooks (exactly-once sinks set supports_checkpoints = True) --------
+
+    supports_checkpoints: ClassVar[bool] = False
+    """True when the sink implements ``restore``, ``pre_commit`` and ``commit``."""
+
+    async def restore(self, state: Any | None) -> None:
+        """Before ``open`` under checkpointing: make the published output what the
+        checkpoint being restored committed (``state`` is what ``pre_commit`` returned
+        for it), finishing a publish a crash interrupted and discarding anything later.
+        ``None`` means a fresh start: discard leftovers of earlier runs."""
+
+    def pre_commit(self, checkpoint_id: int) -> Any:
+        """At a barrier (and at the end of the stream): seal the output written so far,
+        durably but not visibly; return a JSON-serialisable state naming it."""
+        return None
+
+    def commit(self, checkpoint_id: int, state: Any) -> None:
+        """Checkpoint ``checkpoint_id`` is complete: publish what ``pre_commit`` sealed
+        for it and for any earlier checkpoint not yet published. Idempotent; may run
+        after ``close``."""

@@ -31,7 +31,7 @@ from streamcore.errors import GraphError
 from streamcore.time.duration import to_duration_ms
 
 if TYPE_CHECKING:
-    from streamcore.state.checkpointing import Checkpointing
+    from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 
 __all__ = ["Dataflow", "KeyedStream", "Stream", "WindowedStream"]
 
@@ -70,6 +70,8 @@ class Dataflow:
         self._names: set[str] = set()
         self._dead_letters: DeadLettersNode | None = None
         self._last_runtime: Any = None
+        self.restarts = 0
+        """How many times the last run restarted under its restart policy."""
 
     def __repr__(self) -> str:
         return f"<Dataflow {self.name!r} stages={len(self.nodes)}>"
@@ -171,21 +173,27 @@ class Dataflow:
 
     # -- running ---------------------------------------------------------------
 
-    async def run(self, *, checkpoint: Checkpointing | None = None) -> None:
+    async def run(
+        self, *, checkpoint: Checkpointing | None = None, restart: RestartPolicy | None = None
+    ) -> None:
         """Run the flow in the current event loop until every sink has finished.
 
         Raises ``GraphError`` before anything starts if the graph is invalid, and
-        ``StreamcoreError`` naming the stage if a stage fails.
+        ``StreamcoreError`` naming the stage if a stage fails. With ``checkpoint``, state
+        is checkpointed and a flow of the same name resumes from its last complete
+        checkpoint; with ``restart``, a failed run starts again from there.
         """
         from streamcore.runtime.runner import run_flow
 
-        await run_flow(self, checkpoint=checkpoint)
+        await run_flow(self, checkpoint=checkpoint, restart=restart)
 
-    def run_sync(self, *, checkpoint: Checkpointing | None = None) -> None:
+    def run_sync(
+        self, *, checkpoint: Checkpointing | None = None, restart: RestartPolicy | None = None
+    ) -> None:
         """Run the flow to completion outside an event loop (on uvloop)."""
         from streamcore.runtime.loop import run_coroutine
 
-        run_coroutine(self.run(checkpoint=checkpoint))
+        run_coroutine(self.run(checkpoint=checkpoint, restart=restart))
 
     def statistics(self) -> Any:
         """Per-stage counters of the current (or last) run; None before the first run."""

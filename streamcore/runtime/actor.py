@@ -17,18 +17,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic, perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamcore.errors import SourceError, StreamcoreError
 from streamcore.io import Source, SourceContext
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.mailbox import Mailbox
-from streamcore.runtime.messages import Batch, EndOfStream, Watermark
+from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Message, Watermark
 from streamcore.runtime.steps import DeadLetter, Outlet, Step
+from streamcore.state.snapshot import ActorPart, EncodedSnapshot, Stateful, encode_snapshot
 from streamcore.time.duration import to_timestamp_ms
+
+if TYPE_CHECKING:
+    from streamcore.state.coordinator import CheckpointCoordinator
 
 __all__ = ["Actor", "ActorStatistics", "DeadLetterCollector", "SourceActor"]
 
@@ -66,8 +71,9 @@ class ActorStatistics:
 class DeadLetterCollector:
     """Collects an actor's failed records between batches; counts skipped ones."""
 
-    def __init__(self, mailbox: Mailbox | None) -> None:
+    def __init__(self, mailbox: Mailbox | None, channel: int = 0) -> None:
         self.mailbox = mailbox
+        self.channel = channel
         self.pending: list[DeadLetter] = []
         self.dead_letters = 0
         self.skipped = 0
@@ -84,7 +90,17 @@ class DeadLetterCollector:
         """Send what was collected to the flow's dead-letter stream."""
         if self.pending and self.mailbox is not None:
             batch, self.pending = self.pending, []
-            await self.mailbox.send(Batch(batch))
+            await self.mailbox.send(Batch(batch, None, self.channel))
+
+    def barrier(self, checkpoint_id: int, full: bool) -> None:
+        """Pass a checkpoint barrier on to the dead-letter stream (after ``flush``)."""
+        if self.mailbox is not None and not self.mailbox.closed:
+            self.mailbox.send_control(Barrier(checkpoint_id, self.channel, full))
+
+    def end(self) -> None:
+        """This actor will send no more dead letters."""
+        if self.mailbox is not None and not self.mailbox.closed:
+            self.mailbox.send_control(EndOfStream(self.channel))
 
 
 class Actor:
@@ -118,6 +134,16 @@ class Actor:
         self.busy_s = 0.0
         self.idle_s = 0.0
         self.finished = False
+        self.checkpoint: CheckpointCoordinator | None = None
+        self.stateful: list[Stateful] = [s for s in steps if isinstance(s, Stateful)]
+        # Barrier alignment: which channels delivered the barrier being aligned, the
+        # messages held back meanwhile, and those to process again before the inbox.
+        self._aligning: Barrier | None = None
+        self._blocked: list[bool] | None = None
+        self._held: deque[Message] = deque()
+        self._replay: deque[Message] = deque()
+        self.held_records = 0
+        """Records held back by barrier alignment, in total."""
 
     def __repr__(self) -> str:
         return f"<Actor {self.name!r} channels={self.channels} watermark={self.watermark_ms}>"
@@ -133,17 +159,25 @@ class Actor:
                 await step.close()
 
     async def _loop(self) -> None:
-        inbox, head, dead = self.inbox, self.head, self.dead
-        open_channels = self.channels
-        while open_channels:
-            msg = inbox.receive_nowait()
+        inbox, head, dead, replay = self.inbox, self.head, self.dead, self._replay
+        self.open_channels = self.channels
+        while self.open_channels:
+            if replay:
+                msg: Message | None = replay.popleft()
+            else:
+                msg = inbox.receive_nowait()
             if msg is None:
                 waited = perf_counter()
                 msg = await inbox.receive()
                 self.idle_s += perf_counter() - waited
             started = perf_counter()
             cls = msg.__class__
-            if cls is Batch:
+            if self._blocked is not None and self._blocked[msg.channel]:
+                # Behind a barrier on its channel: waits for the other channels' barriers.
+                self._held.append(msg)
+                if cls is Batch:
+                    self.held_records += len(msg.records)  # type: ignore[union-attr]
+            elif cls is Batch:
                 self.records_in += len(msg.records)  # type: ignore[union-attr]
                 self.batches_in += 1
                 await head.on_batch(msg.records, msg.timestamps)  # type: ignore[union-attr]
@@ -151,23 +185,73 @@ class Actor:
                     await dead.flush()
             elif cls is Watermark:
                 await self._on_watermark(msg)  # type: ignore[arg-type]
+            elif cls is Barrier:
+                await self._on_barrier(msg)  # type: ignore[arg-type]
             elif cls is EndOfStream:
-                channel = msg.channel
-                if not self.ended[channel]:
-                    self.ended[channel] = True
-                    open_channels -= 1
-                    self.watermarks[channel] = POS_INF
-                    self.idle[channel] = False
-                    if open_channels:
-                        await self._advance()
+                await self._on_end_of_stream(msg.channel)
             self.busy_s += perf_counter() - started
         # Every input ended: the watermark is +inf, flush and pass the end on.
         started = perf_counter()
         await head.on_end()
         if dead.pending:
             await dead.flush()
+        if self.checkpoint is not None:
+            self.checkpoint.final(ActorPart(self.name, self._snapshots(self.checkpoint.next_id, True)))
+        dead.end()
         self.busy_s += perf_counter() - started
         self.finished = True
+
+    async def _on_end_of_stream(self, channel: int) -> None:
+        if self.ended[channel]:
+            return
+        self.ended[channel] = True
+        self.open_channels -= 1
+        self.watermarks[channel] = POS_INF
+        self.idle[channel] = False
+        if self.open_channels:
+            await self._advance()
+            if self._blocked is not None:
+                await self._check_aligned()
+
+    async def _on_barrier(self, barrier: Barrier) -> None:
+        if self.checkpoint is None:
+            return
+        if self._blocked is None:
+            self._aligning = barrier
+            self._blocked = [False] * self.channels
+        self._blocked[barrier.channel] = True
+        await self._check_aligned()
+
+    async def _check_aligned(self) -> None:
+        blocked, barrier = self._blocked, self._aligning
+        assert blocked is not None and barrier is not None and self.checkpoint is not None
+        if not all(b or e for b, e in zip(blocked, self.ended, strict=True)):
+            return
+        n, full = barrier.checkpoint_id, barrier.full
+        snapshots = self._snapshots(n, full)
+        if self.dead.pending:
+            await self.dead.flush()
+        self.dead.barrier(n, full)
+        for outlet in self.outlets:
+            outlet.on_barrier(n, full)
+        self.checkpoint.ack(n, ActorPart(self.name, snapshots))
+        self._blocked = self._aligning = None
+        if self._held:
+            # Held messages came before anything still in the inbox: process them first.
+            self._replay.extendleft(reversed(self._held))
+            self._held.clear()
+
+    def _snapshots(self, checkpoint_id: int, full: bool) -> list[EncodedSnapshot]:
+        return [
+            encode_snapshot(step.name, step.snapshot_state(checkpoint_id, full))
+            for step in self.stateful
+        ]
+
+    def enable_checkpoints(self, coordinator: CheckpointCoordinator) -> None:
+        """Take part in ``coordinator``'s checkpoints."""
+        self.checkpoint = coordinator
+        for step in self.stateful:
+            step.enable_checkpoints()
 
     async def _on_watermark(self, msg: Watermark) -> None:
         channel = msg.channel
@@ -271,6 +355,8 @@ class SourceActor:
         self.is_idle = False
         self.finished = False
         self._stop = asyncio.Event()
+        self.checkpoint: CheckpointCoordinator | None = None
+        self._barrier: tuple[int, bool] | None = None
 
     def __repr__(self) -> str:
         return f"<SourceActor {self.name!r} watermark={self.watermark_ms}>"
@@ -279,6 +365,41 @@ class SourceActor:
         """Stop reading; end the stream after the batch in hand (graceful drain)."""
         self._stop.set()
 
+    def request_barrier(self, checkpoint_id: int, full: bool) -> None:
+        """Inject checkpoint barrier ``checkpoint_id`` after the batch in hand."""
+        self._barrier = (checkpoint_id, full)
+
+    def enable_checkpoints(self, coordinator: CheckpointCoordinator) -> None:
+        """Take part in ``coordinator``'s checkpoints (as a source: inject barriers)."""
+        self.checkpoint = coordinator
+        coordinator.barrier_targets[self.name] = self.request_barrier
+
+    def restore(self, meta: Any) -> None:
+        """Resume where a checkpoint left this source: position and watermark."""
+        if meta is None:
+            return
+        self.position = meta["position"]
+        self.max_timestamp_ms = meta["max_timestamp_ms"]
+        self.watermark_ms = meta["watermark_ms"]
+
+    def _snapshot(self) -> list[EncodedSnapshot]:
+        meta = {
+            "position": self.position,
+            "max_timestamp_ms": self.max_timestamp_ms,
+            "watermark_ms": self.watermark_ms,
+        }
+        return [EncodedSnapshot(self.name, meta, {}, True)]
+
+    async def _inject_barrier(self) -> None:
+        assert self._barrier is not None and self.checkpoint is not None
+        n, full = self._barrier
+        self._barrier = None
+        if self.dead.pending:
+            await self.dead.flush()
+        self.dead.barrier(n, full)
+        self.outlet.on_barrier(n, full)
+        self.checkpoint.ack(n, ActorPart(self.name, self._snapshot()))
+
     async def run(self) -> None:
         """Read until the source ends (or a stop is requested), then end the stream."""
         context = SourceContext(
@@ -286,9 +407,13 @@ class SourceActor:
         )
         await self.source.open(context, self.position)
         try:
+            self.position = self.source.position()
             await self._loop()
         finally:
             await self.source.close()
+        if self.checkpoint is not None:
+            self.checkpoint.final(ActorPart(self.name, self._snapshot()))
+        self.dead.end()
 
     def _bad_record(self, raw: object, error: BaseException) -> None:
         self.dead.pending.append(DeadLetter(self.name, raw, error))
@@ -320,6 +445,8 @@ class SourceActor:
                 self.busy_s += perf_counter() - started
                 if self.dead.pending:
                     await self.dead.flush()
+                if self._barrier is not None:
+                    await self._inject_barrier()
                 continue
             last_data = monotonic()
             if self.is_idle:
@@ -341,6 +468,8 @@ class SourceActor:
                         await self.head.on_watermark(wm)
             if self.dead.pending:
                 await self.dead.flush()
+            if self._barrier is not None:
+                await self._inject_barrier()
             # Idleness counts from here: time blocked sending downstream (backpressure)
             # is not time without input.
             last_data = monotonic()

@@ -51,16 +51,20 @@ class Watermark:
 
 
 class Barrier:
-    """Checkpoint barrier number ``checkpoint_id``: state before it belongs to that checkpoint."""
+    """Checkpoint barrier number ``checkpoint_id``: state before it belongs to that checkpoint.
 
-    __slots__ = ("channel", "checkpoint_id")
+    ``full`` asks every stateful step for a full snapshot instead of the changed keys.
+    """
 
-    def __init__(self, checkpoint_id: int, channel: int = 0):
+    __slots__ = ("channel", "checkpoint_id", "full")
+
+    def __init__(self, checkpoint_id: int, channel: int = 0, full: bool = True):
         self.checkpoint_id = checkpoint_id
         self.channel = channel
+        self.full = full
 
     def __repr__(self) -> str:
-        return f"Barrier({self.checkpoint_id}, channel={self.channel})"
+        return f"Barrier({self.checkpoint_id}, channel={self.channel}, full={self.full})"
 
 
 class EndOfStream:

@@ -14,6 +14,8 @@ Design: docs/runtime.md#running
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,8 @@ from streamcore.dataflow.graph import (
     WindowNode,
 )
 from streamcore.dataflow.validate import validate
+from streamcore.errors import CheckpointError, GraphError, StateError, StreamcoreError
+from streamcore.io import Sink
 from streamcore.runtime.actor import (
     Actor,
     ActorStatistics,
@@ -40,7 +44,6 @@ from streamcore.runtime.actor import (
 )
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.mailbox import Mailbox, MailboxStatistics
-from streamcore.runtime.messages import EndOfStream
 from streamcore.runtime.planner import ActorGroup, Plan, plan
 from streamcore.runtime.steps import (
     AsyncOpStep,
@@ -53,9 +56,12 @@ from streamcore.runtime.steps import (
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
-    from streamcore.state.checkpointing import Checkpointing
+    from streamcore.state.checkpointing import Checkpointing, RestartPolicy
+    from streamcore.state.coordinator import CheckpointCoordinator
 
 __all__ = ["FlowStatistics", "Runtime", "run_flow"]
+
+log = logging.getLogger("streamcore.runtime")
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,8 @@ class Runtime:
         self._channel_count: dict[int, int] = {}
         self._dead_box: Mailbox | None = None
         self._dead_group: ActorGroup | None = None
+        self._dead_channels: dict[tuple[int, int], int] = {}
+        self.coordinator: CheckpointCoordinator | None = None
         self._build()
 
     # -- building ----------------------------------------------------------------
@@ -128,9 +136,10 @@ class Runtime:
                 self._dead_box = boxes[0]
                 self._dead_group = group
             # Number this group's input channels: one per upstream actor instance per edge.
+            # The dead-letter stream has one channel per actor that can dead-letter.
             base = 0
             if isinstance(group.head, DeadLettersNode):
-                base = 1
+                base = self._number_dead_letter_producers(group)
             for up, port in group.head.inputs:
                 up_group = self.plan.group_of[up.id]
                 self._channels[(up.id, port, group.index)] = base
@@ -139,6 +148,20 @@ class Runtime:
         for group in self.plan.groups:
             for instance in range(group.parallelism):
                 self.actors.append(self._build_actor(group, instance))
+
+    def _number_dead_letter_producers(self, dl_group: ActorGroup) -> int:
+        from streamcore.dataflow.validate import upstream_sources
+
+        n = 0
+        for group in self.plan.groups:
+            if any(isinstance(src, DeadLettersNode) for node in group.nodes for src in upstream_sources(node)):
+                continue  # fed by the dead letters: may not dead-letter itself
+            if group is dl_group:
+                continue
+            for instance in range(group.parallelism):
+                self._dead_channels[(group.index, instance)] = n
+                n += 1
+        return n
 
     def _outlet_for(self, node: Node, port: str, instance: int, overflow: str = "block") -> Step:
         consumers = self.plan.consumers.get((node.id, port), [])
@@ -154,7 +177,10 @@ class Runtime:
         return Outlet(targets, overflow)
 
     def _build_actor(self, group: ActorGroup, instance: int) -> Actor | SourceActor:
-        collector = DeadLetterCollector(self._dead_box)
+        dead_channel = self._dead_channels.get((group.index, instance))
+        collector = DeadLetterCollector(
+            self._dead_box if dead_channel is not None else None, dead_channel or 0
+        )
         outlets: list[Outlet] = []
         nodes = group.nodes
         head_node = group.head
@@ -249,51 +275,93 @@ class Runtime:
 
     # -- running -----------------------------------------------------------------
 
+    async def prepare_checkpoints(self) -> None:
+        """Open the store, restore the newest usable checkpoint, enlist every actor."""
+        config = self.checkpoint
+        assert config is not None
+        for actor in self.actors:
+            if isinstance(actor, SourceActor) and not actor.source.rewindable:
+                raise CheckpointError(
+                    f"source {actor.name!r} ({type(actor.source).__name__}) cannot rewind to a "
+                    "checkpointed position, so checkpoints could not be replayed from it; use a "
+                    "rewindable source (the file sources, Kafka) or run without checkpoint="
+                )
+        from streamcore.state.coordinator import CheckpointCoordinator
+
+        coordinator = CheckpointCoordinator(self.flow.name, config)
+        await coordinator.open()
+        self.coordinator = coordinator
+        restored = await coordinator.restore()
+        coordinator.actors = [a.name for a in self.actors]
+        for actor in self.actors:
+            actor.enable_checkpoints(coordinator)
+            if isinstance(actor, SourceActor):
+                if restored is not None:
+                    actor.restore(restored.meta(actor.name, actor.name))
+                continue
+            for step in actor.stateful:
+                if isinstance(step, SinkStep) and isinstance(step.sink, Sink):
+                    coordinator.sinks[step.name] = step.sink
+                if restored is not None:
+                    entries = restored.entries.get(step.name, {})
+                    route = self._router(actor, step.name)
+                    if route is not None:
+                        entries = {k: v for k, v in entries.items() if route(k)}
+                    step.restore_state(restored.meta(actor.name, step.name), entries)
+
+    def _router(self, actor: Actor | SourceActor, stage: str) -> Callable[[Any], bool] | None:
+        """For a stage run by several actors: which keys ``actor`` owns in this process."""
+        for group in self.plan.groups:
+            if group.parallelism > 1 and any(n.name == stage for n in group.nodes):
+                instance = int(actor.name.rsplit("[", 1)[1].rstrip("]"))
+                n = group.parallelism
+                return lambda key: hash(key) % n == instance
+        return None
+
     async def run(self) -> None:
         """Run every actor to the end; raise the first failure (see the module docstring)."""
+        if self.checkpoint is not None and self.coordinator is None:
+            await self.prepare_checkpoints()
+        try:
+            await self._run_actors()
+            if self.coordinator is not None:
+                await self.coordinator.finish()
+        finally:
+            if self.coordinator is not None:
+                await self.coordinator.close()
+
+    async def _run_actors(self) -> None:
         loop = asyncio.get_running_loop()
-        tasks: dict[asyncio.Task[None], Actor | SourceActor] = {}
+        tasks: dict[asyncio.Task[None], Actor | SourceActor | None] = {}
         for actor in self.actors:
             task = loop.create_task(actor.run(), name=f"streamcore:{self.flow.name}:{actor.name}")
             tasks[task] = actor
-        dl_watch: asyncio.Task[None] | None = None
-        if self._dead_box is not None and self._dead_group is not None:
-            dl_group = self._dead_group
-            producers = [t for t, a in tasks.items() if not self._downstream_of_dead_letters(a, dl_group)]
-            dl_watch = loop.create_task(self._end_dead_letters(producers), name=f"streamcore:{self.flow.name}:dead-letters")
-        pending = set(tasks)
+        if self.coordinator is not None:
+            periodic = loop.create_task(
+                self.coordinator.run_periodic(), name=f"streamcore:{self.flow.name}:checkpoints"
+            )
+            tasks[periodic] = None
+        pending = {t for t, a in tasks.items() if a is not None}
+        watched = set(tasks)
         try:
             while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                done, watched = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
+                    pending.discard(task)
                     exc = task.exception()
                     if exc is not None:
-                        raise wrap_actor_error(tasks[task].name, exc)
+                        owner = tasks[task]
+                        if owner is None:
+                            raise exc
+                        raise wrap_actor_error(owner.name, exc)
         finally:
             everything = [t for t in tasks if not t.done()]
-            if dl_watch is not None and not dl_watch.done():
-                everything.append(dl_watch)
             for t in everything:
                 t.cancel()
             if everything:
                 await asyncio.gather(*everything, return_exceptions=True)
             for box in self.mailboxes.values():
                 box.close()
-
-    def _downstream_of_dead_letters(self, actor: Actor | SourceActor, dl_group: ActorGroup) -> bool:
-        """Whether ``actor`` runs a stage fed (directly or not) by flow.dead_letters."""
-        from streamcore.dataflow.validate import upstream_sources
-
-        group_nodes = [n for g in self.plan.groups for n in g.nodes if n.name in actor.stages]
-        return any(
-            isinstance(src, DeadLettersNode) for n in group_nodes for src in upstream_sources(n)
-        )
-
-    async def _end_dead_letters(self, producers: list[asyncio.Task[None]]) -> None:
-        if producers:
-            await asyncio.wait(producers)
-        if self._dead_box is not None and not self._dead_box.closed:
-            self._dead_box.send_control(EndOfStream(0))
 
     def request_stop(self) -> None:
         """Graceful stop: sources stop reading; everything in flight drains to the sinks."""
@@ -321,9 +389,42 @@ def _stage(node: OpNode) -> StatelessStage:
     return StatelessStage(node.name, node.op, node.fn, node.on_error)
 
 
-async def run_flow(flow: Dataflow, *, checkpoint: Checkpointing | None = None) -> None:
-    """Validate, plan and run ``flow`` in the running loop (``Dataflow.run`` calls this)."""
-    runtime = Runtime(flow, checkpoint)
-    flow._last_runtime = runtime
-    await runtime.run()
+async def run_flow(
+    flow: Dataflow,
+    *,
+    checkpoint: Checkpointing | None = None,
+    restart: RestartPolicy | None = None,
+) -> None:
+    """Validate, plan and run ``flow`` in the running loop (``Dataflow.run`` calls this).
+
+    With ``restart``, a failed run starts again (from the last complete checkpoint when
+    checkpointing is on) up to ``restart.attempts`` times; graph errors, a state value
+    that cannot be encoded and an unreachable store at start are not retried.
+    """
+    restarts = 0
+    while True:
+        runtime = Runtime(flow, checkpoint)
+        flow._last_runtime = runtime
+        flow.restarts = restarts
+        try:
+            await runtime.run()
+            return
+        except StreamcoreError as exc:
+            if restart is None or restarts >= restart.attempts or not _restartable(exc, runtime):
+                raise
+            restarts += 1
+            wait_s = restart.wait_s(restarts)
+            log.warning(
+                "flow failed, restarting flow=%s restart=%d of=%d wait_s=%.3f error=%r",
+                flow.name, restarts, restart.attempts, wait_s, str(exc),
+            )
+            # The restart policy's backoff is the point of this wait.
+            await asyncio.sleep(wait_s)
+
+
+def _restartable(exc: StreamcoreError, runtime: Runtime) -> bool:
+    if isinstance(exc, GraphError) or "cannot checkpoint its state" in str(exc):
+        return False
+    # A store that could not be reached before the first actor started is a setup error.
+    return not (isinstance(exc, StateError) and runtime.coordinator is None)
 

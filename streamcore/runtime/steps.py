@@ -28,7 +28,8 @@ from streamcore.errors import MailboxFullError, SinkError, StageError
 from streamcore.io import Sink, SinkContext
 from streamcore.runtime.chain import ChainFailure, CompiledChain, StatelessStage
 from streamcore.runtime.mailbox import Mailbox
-from streamcore.runtime.messages import Batch, EndOfStream, Watermark
+from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Watermark
+from streamcore.state.snapshot import StepSnapshot
 
 __all__ = [
     "AsyncOpStep",
@@ -159,10 +160,33 @@ class SinkStep(Step):
             )
             self._per_record = True
         self._stage = StatelessStage(name, "sink", sink, on_error)
+        self.checkpointing = False
+        self.restore_meta: Any = None
 
     async def open(self) -> None:
         if isinstance(self.sink, Sink):
-            await self.sink.open(SinkContext(self.name, self.flow))
+            if self.checkpointing and self.sink.supports_checkpoints:
+                await self.sink.restore(self.restore_meta)
+            await self.sink.open(SinkContext(self.name, self.flow, checkpointing=self.checkpointing))
+
+    @property
+    def transactional(self) -> bool:
+        """Whether the sink publishes only at checkpoints (exactly-once)."""
+        return isinstance(self.sink, Sink) and self.sink.supports_checkpoints
+
+    def enable_checkpoints(self) -> None:
+        """The flow runs with checkpoints: seal output at barriers, publish on commit."""
+        self.checkpointing = True
+
+    def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot:
+        """At a barrier: ``pre_commit`` the sink; its state goes in the manifest."""
+        if not self.transactional:
+            return StepSnapshot(None)
+        return StepSnapshot(self.sink.pre_commit(checkpoint_id))
+
+    def restore_state(self, meta: Any, entries: dict[Any, Any]) -> None:
+        """Remember the sink state to restore when the sink opens."""
+        self.restore_meta = meta
 
     async def close(self) -> None:
         if isinstance(self.sink, Sink):
@@ -310,6 +334,12 @@ class Outlet(Step):
         for target in self.targets:
             for box, channel in zip(target.mailboxes, target.channels, strict=True):
                 box.send_control(EndOfStream(channel))
+
+    def on_barrier(self, checkpoint_id: int, full: bool) -> None:
+        """Pass checkpoint barrier ``checkpoint_id`` on (it never waits for room)."""
+        for target in self.targets:
+            for box, channel in zip(target.mailboxes, target.channels, strict=True):
+                box.send_control(Barrier(checkpoint_id, channel, full))
 
     async def on_watermark_status(self, *, idle: bool, timestamp_ms: float = -math.inf) -> None:
         """Tell downstream that our source went idle, or is active again."""

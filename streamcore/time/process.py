@@ -23,6 +23,7 @@ from typing import Any
 from streamcore.dataflow.graph import ProcessNode
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import Step, stage_error
+from streamcore.state.snapshot import StepSnapshot
 
 __all__ = ["KeyedProcessFunction", "ProcessContext", "ProcessStatistics", "ProcessStep"]
 
@@ -88,6 +89,7 @@ class ProcessStep(Step):
         self.dropped_timers = 0
         """Timers registered during the end-of-stream flush (never fired)."""
         self.ctx = ProcessContext(self)
+        self._dirty: set[Any] | None = None
         self._stage = StatelessStage(node.name, "process", node.fn.process, node.on_error)
 
     def register_timer(self, key: Any, timestamp_ms: int) -> None:
@@ -101,7 +103,45 @@ class ProcessStep(Step):
         self._tie += 1
         heapq.heappush(self.timers, (timestamp_ms, self._tie, key))
 
+    def enable_checkpoints(self) -> None:
+        """Track changed keys from now on, for incremental snapshots."""
+        self._dirty = set()
+
+    def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot:
+        """Per key: ``{"state": dict, "timers": [timestamps]}``."""
+        timers: dict[Any, list[int]] = {}
+        for ts, k in self._timer_set:
+            timers.setdefault(k, []).append(ts)
+        keys = set(self.states) | set(timers) if full else (self._dirty or set())
+        entries: dict[Any, dict[str, Any]] = {}
+        deleted: list[Any] = []
+        for k in keys:
+            state = self.states.get(k)
+            pending = sorted(timers.get(k, ()))
+            if state or pending:
+                entries[k] = {"state": state or {}, "timers": pending}
+            else:
+                deleted.append(k)
+        if self._dirty is not None:
+            self._dirty.clear()
+        meta = {"watermark_ms": self.ctx.watermark_ms, "dropped_timers": self.dropped_timers}
+        return StepSnapshot(meta, entries, deleted, full)
+
+    def restore_state(self, meta: Any, entries: dict[Any, Any]) -> None:
+        """Take back per-key state and timers (timers of equal time fire in key order of the store)."""
+        if meta is not None:
+            self.ctx.watermark_ms = meta["watermark_ms"]
+            self.dropped_timers = meta["dropped_timers"]
+        self.states, self.timers, self._timer_set = {}, [], set()
+        for k, entry in entries.items():
+            if entry["state"]:
+                self.states[k] = dict(entry["state"])
+            for ts in entry["timers"]:
+                self.register_timer(k, int(ts))
+
     def _bind(self, key: Any) -> ProcessContext:
+        if self._dirty is not None:
+            self._dirty.add(key)
         ctx = self.ctx
         ctx.key = key
         state = self.states.get(key)

@@ -25,6 +25,7 @@ from typing import Any
 from streamcore.dataflow.graph import WindowNode
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import Step, stage_error
+from streamcore.state.snapshot import StepSnapshot
 from streamcore.time.accumulate import Combiners, add_statements
 from streamcore.time.aggregators import Aggregation
 from streamcore.time.windows import SessionWindows, WindowResult
@@ -74,6 +75,34 @@ class _WindowStepBase(Step):
         self.late = 0
         self._stage = StatelessStage(node.name, "window", self.key, node.on_error)
         self.combiners = Combiners(self.agg, WindowResult)
+        self._dirty: set[Any] | None = None
+        """Keys whose state changed since the last snapshot (only under checkpointing)."""
+
+    def enable_checkpoints(self) -> None:
+        """Track changed keys from now on, for incremental snapshots."""
+        self._dirty = set()
+        self._recompile()
+
+    def _recompile(self) -> None:
+        """Build the per-batch loop again (after switching key tracking on)."""
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "watermark_ms": self.watermark_ms,
+            "seq": self.seq,
+            "fired": self.fired,
+            "updates": self.updates,
+            "late": self.late,
+        }
+
+    def _restore_meta(self, meta: Any) -> None:
+        if meta is None:
+            return
+        self.watermark_ms = meta["watermark_ms"]
+        self.seq = meta["seq"]
+        self.fired = meta["fired"]
+        self.updates = meta["updates"]
+        self.late = meta["late"]
 
     async def on_watermark(self, timestamp_ms: float) -> None:
         await self._advance(timestamp_ms)
@@ -105,6 +134,11 @@ class _WindowStepBase(Step):
         else:
             body = body.replace("{TRY}", "if True:").replace("{EXCEPT}", "")
         namespace["fail"] = self._record_failed
+        if self._dirty is not None:
+            namespace["dirty_add"] = self._dirty.add
+            body = body.replace("{DIRTY}", "            dirty_add(k)")
+        else:
+            body = body.replace("{DIRTY}\n", "")
         code = compile(body, f"<streamcore window {next(_names)}>", "exec")
         exec(code, namespace)
         fn: Callable[..., Any] = namespace["process"]
@@ -144,6 +178,7 @@ def process(records, timestamps, W, panes, new_pane, late, late_ts, touched, seq
                 late_ts.append(t)
                 continue
             k = key(x)
+{DIRTY}
             d = panes.get(s)
             if d is not None:
                 a = d.get(k)
@@ -188,16 +223,68 @@ class PaneWindowStep(_WindowStepBase):
         size, slide = self.size_ms, self.slide_ms
         # End of the earliest window holding pane s: the first multiple of slide above s - size.
         first_end = "s + SIZE" if self.tumbling else "(s - SIZE) - (s - SIZE) % SLIDE + SLIDE + SIZE"
-        template = _PANE_LOOP.replace("FIRST_END", first_end)
-        self._process = self._compile(
-            template,
-            {
-                "PANE": self.pane_ms,
-                "SLIDE": slide,
-                "SIZE": size,
-                "LAST_END_PLUS_LATENESS": size + self.lateness_ms,
-            },
-        )
+        self._template = _PANE_LOOP.replace("FIRST_END", first_end)
+        self._constants = {
+            "PANE": self.pane_ms,
+            "SLIDE": slide,
+            "SIZE": size,
+            "LAST_END_PLUS_LATENESS": size + self.lateness_ms,
+        }
+        self._recompile()
+
+    def _recompile(self) -> None:
+        self._process = self._compile(self._template, self._constants)
+
+    def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot:
+        """Per key: ``[[pane start, accumulator, place], ...]`` over the panes still kept.
+
+        ``place`` is the key's position in the pane, which only grows by appending, so
+        a restored pane fires its keys in the same order as the original.
+        """
+        panes, starts = self.panes, self.pane_starts
+        entries: dict[Any, list[list[Any]]] = {}
+        deleted: list[Any] = []
+        if full:
+            for s in starts:
+                for place, (k, acc) in enumerate(panes[s].items()):
+                    entries.setdefault(k, []).append([s, acc, place])
+        else:
+            assert self._dirty is not None
+            places: dict[int, dict[Any, int]] = {}
+            for k in self._dirty:
+                held = []
+                for s in starts:
+                    pane = panes[s]
+                    if k in pane:
+                        where = places.get(s)
+                        if where is None:
+                            where = places[s] = {key: i for i, key in enumerate(pane)}
+                        held.append([s, pane[k], where[k]])
+                if held:
+                    entries[k] = held
+                else:
+                    deleted.append(k)
+        if self._dirty is not None:
+            self._dirty.clear()
+        return StepSnapshot(self._meta(), entries, deleted, full)
+
+    def restore_state(self, meta: Any, entries: dict[Any, Any]) -> None:
+        """Rebuild the panes from per-key entries (pane order by start)."""
+        self._restore_meta(meta)
+        placed: dict[int, list[tuple[int, Any, list[Any]]]] = {}
+        for k, held in entries.items():
+            for s, acc, place in held:
+                placed.setdefault(int(s), []).append((place, k, list(acc)))
+        self.pane_starts = sorted(placed)
+        self.panes = {}
+        for s in self.pane_starts:
+            keyed = placed[s]
+            keyed.sort(key=lambda item: item[0])
+            self.panes[s] = {k: acc for _, k, acc in keyed}
+        self._block, self._suffix, self._prefix = None, {}, {}
+        self._cached_below_ms = NEG_INF
+        if self.watermark_ms > NEG_INF:
+            self._free(self.watermark_ms)
 
     def _new_pane(self, start: int) -> dict[Any, list[Any]]:
         d: dict[Any, list[Any]] = {}
@@ -354,8 +441,11 @@ class PaneWindowStep(_WindowStepBase):
         starts, panes = self.pane_starts, self.panes
         size, slide, lateness = self.size_ms, self.slide_ms, self.lateness_ms
         n = 0
+        dirty = self._dirty
         for s in starts:
             if s - s % slide + size + lateness <= w:
+                if dirty is not None:
+                    dirty.update(panes[s])
                 del panes[s]
                 n += 1
             else:
@@ -426,6 +516,37 @@ class SessionWindowStep(_WindowStepBase):
         self._add = self._compile(_SESSION_ADD, {})
         self.count = 0
 
+    def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot:
+        """Per key: ``[[start, end, accumulator, emitted], ...]`` of its kept sessions."""
+        sessions = self.sessions
+        keys = sessions.keys() if full else (self._dirty or ())
+        entries: dict[Any, list[list[Any]]] = {}
+        deleted: list[Any] = []
+        for k in keys:
+            lst = sessions.get(k)
+            if lst:
+                entries[k] = [[x.start, x.end, x.acc, x.emitted] for x in lst]
+            else:
+                deleted.append(k)
+        if self._dirty is not None:
+            self._dirty.clear()
+        return StepSnapshot(self._meta(), entries, deleted, full)
+
+    def restore_state(self, meta: Any, entries: dict[Any, Any]) -> None:
+        """Rebuild the sessions and their fire and free queues."""
+        self._restore_meta(meta)
+        self.sessions, self._fire_heap, self._free_heap, self.count = {}, [], [], 0
+        for k, held in entries.items():
+            lst = self.sessions[k] = []
+            for start, end, acc, emitted in held:
+                session = _Session(k, int(start), int(end), list(acc))
+                session.emitted = bool(emitted)
+                lst.append(session)
+                self.count += 1
+                heapq.heappush(self._free_heap, (session.end + self.lateness_ms, next(self._tie), session))
+                if session.end > self.watermark_ms:
+                    self._queue_fire(session)
+
     def _queue_fire(self, s: _Session) -> None:
         s.queued = True
         heapq.heappush(self._fire_heap, (s.end, next(self._tie), s))
@@ -438,9 +559,12 @@ class SessionWindowStep(_WindowStepBase):
         late: list[Any] = []
         late_ts: list[int] = []
         touched: dict[int, _Session] = {}
+        dirty = self._dirty
         for x, t in zip(records, timestamps, strict=True):
             try:
                 k = key(x)
+                if dirty is not None:
+                    dirty.add(k)
                 lst = sessions.get(k)
                 new_end = t + gap
                 overlapping: list[_Session]
@@ -545,6 +669,8 @@ class SessionWindowStep(_WindowStepBase):
                 heapq.heappush(heap, (s.end, next(self._tie), s))
                 continue
             s.queued = False
+            if self._dirty is not None:
+                self._dirty.add(s.key)
             out.append(WindowResult(s.key, s.start, s.end, result(s.acc), s.emitted))
             if s.emitted:
                 self.updates += 1
@@ -560,6 +686,8 @@ class SessionWindowStep(_WindowStepBase):
                 heapq.heappush(free, (s.end + lateness, next(self._tie), s))
                 continue
             s.alive = False
+            if self._dirty is not None:
+                self._dirty.add(s.key)
             lst = self.sessions[s.key]
             lst.remove(s)
             self.count -= 1

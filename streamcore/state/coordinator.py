@@ -1,0 +1,462 @@
+"""The checkpoint coordinator: triggers barriers, collects snapshots, commits checkpoints.
+
+Invariants (the protocol is in docs/checkpoints.md):
+1. At most one checkpoint is in flight; ids only grow, also across restarts.
+2. A checkpoint is complete only once its manifest and the index naming it were written
+   in one ``store.commit``, after every blob it refers to was stored.
+3. Sinks are told to publish (``commit``) only after that, in checkpoint order.
+4. An actor that finished stands in every later checkpoint with its final snapshot.
+5. Chains (which checkpoints a stage's state is built from) change only when a
+   checkpoint completes; a failed one forces the next to be full.
+Design: docs/checkpoints.md
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamcore.errors import CheckpointError, SerializationError, StateError
+from streamcore.io import Sink
+from streamcore.state.checkpointing import Checkpointing
+from streamcore.state.serde import decode, encode
+from streamcore.state.snapshot import ActorPart, apply_blob
+
+__all__ = ["ActorPart", "CheckpointCoordinator", "CheckpointStatistics", "Restored"]
+
+log = logging.getLogger("streamcore.checkpoint")
+
+_PUT_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class CheckpointStatistics:
+    """Counters of a flow's checkpoints in this run."""
+
+    completed: int
+    failed: int
+    consecutive_failures: int
+    last_id: int | None
+    last_duration_s: float | None
+    last_bytes: int | None
+    last_full: bool | None
+    restored_from: int | None
+
+
+@dataclass
+class Restored:
+    """A checkpoint read back: metas per actor and stage, merged entries per stage."""
+
+    checkpoint_id: int
+    metas: dict[str, dict[str, Any]]
+    entries: dict[str, dict[Any, Any]]
+
+    def meta(self, actor: str, stage: str) -> Any:
+        """The meta of ``stage`` as ``actor`` wrote it, else as any actor of that stage did."""
+        own = self.metas.get(actor, {})
+        if stage in own:
+            return own[stage]
+        for metas in self.metas.values():
+            if stage in metas:
+                return metas[stage]
+        return None
+
+
+@dataclass
+class _Pending:
+    checkpoint_id: int
+    full: bool
+    started: float
+    parts: dict[str, ActorPart] = field(default_factory=dict)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _Unusable(Exception):
+    """A stored checkpoint failed a check; the message says which."""
+
+
+class _Unencodable(CheckpointError):
+    """A value in the manifest cannot be encoded: retrying cannot help."""
+
+
+class CheckpointCoordinator:
+    """One per running flow (and per restart): owns the flow's keys in the store."""
+
+    def __init__(self, flow: str, config: Checkpointing) -> None:
+        self.flow = flow
+        self.config = config
+        self.store = config.store
+        self.actors: list[str] = []
+        self.barrier_targets: dict[str, Callable[[int, bool], None]] = {}
+        """Running sources, by actor name: ``request(checkpoint_id, full)``."""
+        self.sinks: dict[str, Sink] = {}
+        self.next_id = 1
+        self.completed_ids: list[int] = []
+        self.finals: dict[str, ActorPart] = {}
+        self._finals_written: set[str] = set()
+        self._chains: dict[str, dict[str, Any]] = {}
+        self._refs: dict[int, set[int]] = {}
+        self._pending: _Pending | None = None
+        self._force_full = True
+        self._since_full = 0
+        self._completed = 0
+        self._failed = 0
+        self._consecutive = 0
+        self._last: tuple[int, float, int, bool] | None = None
+        self.restored_from: int | None = None
+
+    # -- keys ------------------------------------------------------------------------
+
+    @property
+    def index_key(self) -> str:
+        """The key holding the ids of complete checkpoints."""
+        return f"{self.flow}/index"
+
+    def manifest_key(self, checkpoint_id: int) -> str:
+        """The key of checkpoint ``checkpoint_id``'s manifest."""
+        return f"{self.flow}/cp/{checkpoint_id}/manifest"
+
+    def _blob_key(self, checkpoint_id: int, actor: str, stage: str, group: int) -> str:
+        return f"{self.flow}/cp/{checkpoint_id}/{stage}/{actor}/{group}"
+
+    # -- start: open and restore ---------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect to the store (a ``StateError`` names where it could not)."""
+        await self.store.open()
+
+    async def close(self) -> None:
+        """Disconnect from the store."""
+        await self.store.close()
+
+    async def restore(self) -> Restored | None:
+        """The newest usable complete checkpoint, or None when there is none at all."""
+        raw = await self.store.get(self.index_key)
+        complete: list[int] = [] if raw is None else [int(i) for i in decode(raw)["complete"]]
+        stray = await self._stored_ids()
+        self.next_id = max([0, *complete, *stray]) + 1
+        for n in reversed(complete):
+            try:
+                restored, manifests = await self._read(n)
+            except _Unusable as exc:
+                log.warning("checkpoint unusable flow=%s checkpoint=%d reason=%r", self.flow, n, str(exc))
+                continue
+            self.completed_ids = [i for i in complete if i <= n]
+            self._refs = manifests
+            self.restored_from = n
+            log.info("restoring flow=%s checkpoint=%d", self.flow, n)
+            await self._delete_unreferenced(stray)
+            return restored
+        if complete:
+            raise CheckpointError(
+                f"flow {self.flow!r}: none of the complete checkpoints {complete} in "
+                f"{self.store.describe()} is usable (see the warnings); delete the keys "
+                f"starting with {self.flow + '/'!r} to start from scratch"
+            )
+        await self._delete_unreferenced(stray)
+        return None
+
+    async def _stored_ids(self) -> set[int]:
+        ids: set[int] = set()
+        prefix = f"{self.flow}/cp/"
+        for key in await self.store.keys(prefix):
+            head = key[len(prefix):].split("/", 1)[0]
+            if head.isdigit():
+                ids.add(int(head))
+        return ids
+
+    async def _load_manifest(self, n: int) -> dict[str, Any]:
+        data = await self.store.get(self.manifest_key(n))
+        if data is None:
+            raise _Unusable(f"manifest {self.manifest_key(n)!r} is missing")
+        return _unwrap_manifest(data, self.manifest_key(n))
+
+    def _blobs_key(self, checkpoint_id: int) -> str:
+        return f"{self.flow}/cp/{checkpoint_id}/blobs"
+
+    async def _read(self, n: int) -> tuple[Restored, dict[int, set[int]]]:
+        manifest = await self._load_manifest(n)
+        chains: dict[str, dict[str, Any]] = manifest["chains"]
+        ids = sorted({i for chain in chains.values() for i in chain["ids"]})
+        lists = await self.store.get_many([self._blobs_key(i) for i in ids])
+        crcs: dict[int, dict[str, int]] = {}
+        for i in ids:
+            data = lists.get(self._blobs_key(i))
+            if data is None:
+                raise _Unusable(f"the blob list of checkpoint {i} ({self._blobs_key(i)!r}) is missing")
+            crcs[i] = _unwrap_manifest(data, self._blobs_key(i))
+        wanted: dict[str, int] = {}
+        for chain_name, chain in chains.items():
+            for i in chain["ids"]:
+                prefix = f"{self.flow}/cp/{i}/{chain_name}/"
+                wanted.update((k, c) for k, c in crcs[i].items() if k.startswith(prefix))
+        found = await self.store.get_many(list(wanted))
+        entries: dict[str, dict[Any, Any]] = {}
+        for chain_name, chain in chains.items():
+            merged = entries.setdefault(chain["stage"], {})
+            for i in chain["ids"]:
+                prefix = f"{self.flow}/cp/{i}/{chain_name}/"
+                for key in sorted(k for k in crcs[i] if k.startswith(prefix)):
+                    blob = found.get(key)
+                    if blob is None:
+                        raise _Unusable(f"state blob {key!r} is missing")
+                    if zlib.crc32(blob) != wanted[key]:
+                        raise _Unusable(f"state blob {key!r} fails its checksum")
+                    try:
+                        apply_blob(merged, blob)
+                    except (SerializationError, CheckpointError) as exc:
+                        raise _Unusable(f"state blob {key!r} cannot be decoded: {exc}") from exc
+        refs = {n: set(ids)}
+        # Keep what the other retained checkpoints refer to (they may be restored later).
+        raw = await self.store.get(self.index_key)
+        older = [] if raw is None else [int(i) for i in decode(raw)["complete"] if int(i) < n]
+        for m in older[-(self.config.keep - 1):] if self.config.keep > 1 else []:
+            try:
+                other = await self._load_manifest(m)
+            except _Unusable:
+                continue
+            refs[m] = {i for chain in other["chains"].values() for i in chain["ids"]}
+        self._chains = chains
+        return Restored(n, manifest["actors"], entries), refs
+
+    # -- during the run --------------------------------------------------------------------
+
+    def ack(self, checkpoint_id: int, part: ActorPart) -> None:
+        """An actor snapshotted at barrier ``checkpoint_id`` (called from its task)."""
+        pending = self._pending
+        if pending is None or pending.checkpoint_id != checkpoint_id:
+            return  # a checkpoint that already failed or timed out
+        pending.parts[part.actor] = part
+        self._check_done()
+
+    def final(self, part: ActorPart) -> None:
+        """An actor finished; its final snapshot stands for every later checkpoint."""
+        self.finals[part.actor] = part
+        self.barrier_targets.pop(part.actor, None)
+        self._check_done()
+
+    def _check_done(self) -> None:
+        pending = self._pending
+        if pending is None or pending.done.is_set():
+            return
+        if all(a in pending.parts or a in self.finals for a in self.actors):
+            pending.done.set()
+
+    @property
+    def all_finished(self) -> bool:
+        """True once every actor handed over its final snapshot."""
+        return all(a in self.finals for a in self.actors)
+
+    async def run_periodic(self) -> None:
+        """Take a checkpoint every interval until cancelled; raise once failures are too many."""
+        while True:
+            await asyncio.sleep(self.config.interval_s)
+            if self.all_finished:
+                return
+            await self.checkpoint()
+
+    async def checkpoint(self) -> bool:
+        """Take one checkpoint; True when it completed. Raises ``CheckpointError`` when failures
+        pass ``tolerable_failures``, or when a state value cannot be encoded."""
+        n = self.next_id
+        self.next_id += 1
+        full = self._force_full or self._since_full + 1 >= self.config.compact_every
+        pending = _Pending(n, full, time.perf_counter())
+        self._pending = pending
+        for request in list(self.barrier_targets.values()):
+            request(n, full)
+        self._check_done()
+        written: list[str] = []
+        try:
+            try:
+                await asyncio.wait_for(pending.done.wait(), self.config.timeout_s)
+            except TimeoutError:
+                missing = [a for a in self.actors if a not in pending.parts and a not in self.finals]
+                raise CheckpointError(
+                    f"checkpoint {n} timed out after {self.config.timeout_s}s waiting for {missing}"
+                ) from None
+            size = await self._write(pending, written)
+        except _Unencodable:
+            self._pending = None
+            raise
+        except (StateError, CheckpointError) as exc:
+            self._pending = None
+            self._failed += 1
+            self._consecutive += 1
+            self._force_full = True
+            log.warning(
+                "checkpoint failed flow=%s checkpoint=%d consecutive=%d error=%r",
+                self.flow, n, self._consecutive, str(exc),
+            )
+            await self._forget(n)
+            if self._consecutive > self.config.tolerable_failures:
+                raise CheckpointError(
+                    f"flow {self.flow!r}: {self._consecutive} checkpoints in a row failed "
+                    f"(tolerable_failures={self.config.tolerable_failures}); last error: {exc}"
+                ) from exc
+            return False
+        self._pending = None
+        self._completed += 1
+        self._consecutive = 0
+        self._force_full = False
+        self._since_full = 0 if full else self._since_full + 1
+        duration = time.perf_counter() - pending.started
+        self._last = (n, duration, size, full)
+        log.info(
+            "checkpoint complete flow=%s checkpoint=%d full=%s bytes=%d duration_ms=%.1f",
+            self.flow, n, full, size, duration * 1000,
+        )
+        self._commit_sinks(n, pending)
+        await self._prune()
+        return True
+
+    async def _write(self, pending: _Pending, written: list[str]) -> int:
+        """Store every blob, then the manifest and index in one commit; return bytes written."""
+        n = pending.checkpoint_id
+        chains = {name: {"stage": c["stage"], "ids": list(c["ids"])} for name, c in self._chains.items()}
+        crcs: dict[str, int] = {}
+        metas: dict[str, dict[str, Any]] = {}
+        blobs: dict[str, bytes] = {}
+        new_finals: list[str] = []
+        for actor in self.actors:
+            part = pending.parts.get(actor)
+            is_final_part = part is None
+            if part is None:
+                part = self.finals[actor]
+            metas[actor] = {snap.stage: snap.meta for snap in part.snapshots}
+            if is_final_part and actor in self._finals_written:
+                continue  # already stored by an earlier checkpoint; its chain stands
+            if is_final_part:
+                new_finals.append(actor)
+            for snap in part.snapshots:
+                name = f"{snap.stage}/{actor}"
+                chain = chains.get(name)
+                if snap.full or chain is None:
+                    chain = chains[name] = {"stage": snap.stage, "ids": []}
+                if snap.blobs:
+                    chain["ids"].append(n)
+                for group, blob in snap.blobs.items():
+                    key = self._blob_key(n, actor, snap.stage, group)
+                    blobs[key] = blob
+                    crcs[key] = zlib.crc32(blob)
+        items = list(blobs.items())
+        for i in range(0, len(items), _PUT_CHUNK):
+            chunk = dict(items[i:i + _PUT_CHUNK])
+            written.extend(chunk)
+            await self.store.put_many(chunk)
+        manifest = {"id": n, "flow": self.flow, "created_ms": int(time.time() * 1000),
+                    "actors": metas, "chains": chains}
+        try:
+            body = encode(manifest)
+        except SerializationError as exc:
+            raise _Unencodable(f"checkpoint {n}: cannot encode a stage's meta: {exc}") from exc
+        completed = [*self.completed_ids, n]
+        blob_list = encode(crcs)
+        await self.store.commit(
+            {
+                self._blobs_key(n): _wrap_manifest(blob_list),
+                self.manifest_key(n): _wrap_manifest(body),
+                self.index_key: encode({"complete": completed}),
+            },
+            (),
+        )
+        self.completed_ids = completed
+        self._chains = chains
+        self._refs[n] = {i for c in chains.values() for i in c["ids"]}
+        self._finals_written.update(new_finals)
+        return sum(len(b) for b in blobs.values()) + len(body) + len(blob_list)
+
+    def _commit_sinks(self, n: int, pending: _Pending) -> None:
+        for actor in self.actors:
+            part = pending.parts.get(actor) or self.finals.get(actor)
+            if part is None:
+                continue
+            for snap in part.snapshots:
+                sink = self.sinks.get(snap.stage)
+                if sink is not None and snap.meta is not None:
+                    sink.commit(n, snap.meta)
+
+    async def _forget(self, n: int) -> None:
+        """Best effort: drop what a failed checkpoint wrote (restore deletes leftovers too)."""
+        try:
+            await self.store.delete_prefix(f"{self.flow}/cp/{n}/")
+        except StateError:
+            pass
+
+    async def _prune(self) -> None:
+        """Keep the last ``keep`` complete checkpoints and every blob their chains use."""
+        keep = self.completed_ids[-self.config.keep:]
+        dropped = [i for i in self.completed_ids if i not in keep]
+        if not dropped:
+            return
+        referenced = set(keep).union(*(self._refs.get(m, {m}) for m in keep))
+        candidates = set(dropped).union(*(self._refs.get(m, set()) for m in dropped))
+        try:
+            await self.store.commit({self.index_key: encode({"complete": keep})},
+                                    [self.manifest_key(m) for m in dropped])
+            self.completed_ids = keep
+            for m in dropped:
+                self._refs.pop(m, None)
+            for old in sorted(candidates - referenced):
+                await self.store.delete_prefix(f"{self.flow}/cp/{old}/")
+        except StateError as exc:
+            log.warning("pruning old checkpoints failed flow=%s error=%r", self.flow, str(exc))
+
+    async def _delete_unreferenced(self, stored: Iterable[int]) -> None:
+        referenced = {i for refs in self._refs.values() for i in refs} | set(self.completed_ids)
+        for n in stored:
+            if n not in referenced:
+                await self.store.delete_prefix(f"{self.flow}/cp/{n}/")
+
+    # -- end ---------------------------------------------------------------------------------
+
+    async def finish(self) -> None:
+        """Every actor finished: commit the final checkpoint (retrying within the limits)."""
+        while True:
+            if await self.checkpoint():
+                return
+            await asyncio.sleep(min(self.config.interval_s, 1.0))
+
+    def statistics(self) -> CheckpointStatistics:
+        """Counters of this run's checkpoints."""
+        last = self._last
+        return CheckpointStatistics(
+            completed=self._completed,
+            failed=self._failed,
+            consecutive_failures=self._consecutive,
+            last_id=None if last is None else last[0],
+            last_duration_s=None if last is None else last[1],
+            last_bytes=None if last is None else last[2],
+            last_full=None if last is None else last[3],
+            restored_from=self.restored_from,
+        )
+
+
+def _blob_order(key: str) -> tuple[int, str]:
+    # "<flow>/cp/<n>/..." : replay blobs in checkpoint order.
+    parts = key.split("/cp/", 1)[1].split("/", 1)
+    return int(parts[0]), parts[1]
+
+
+def _wrap_manifest(body: bytes) -> bytes:
+    return b"%08x " % zlib.crc32(body) + body
+
+
+def _unwrap_manifest(data: bytes, key: str) -> Any:
+    head, _, body = data.partition(b" ")
+    try:
+        ok = int(head, 16) == zlib.crc32(body)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _Unusable(f"{key!r} fails its checksum")
+    try:
+        manifest = decode(body)
+    except SerializationError as exc:
+        raise _Unusable(f"{key!r} cannot be decoded: {exc}") from exc
+    return manifest
