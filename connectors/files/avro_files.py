@@ -11,6 +11,11 @@ Each file carries its writer schema; the source decodes with it (resolved agains
    boundaries to skip to, so there is no per-record bad-record path.
 3. The sink writes one or more whole blocks per batch; a batch that fails is cut off
    again, so the pending file only ever holds complete batches.
+4. Under checkpointing every segment starts with the same header (schema, codec, sync
+   marker): fastavro's writer, given a non-empty readable file, reads the header back
+   and appends blocks in its terms. ``commit`` appends a segment without its header
+   (``skip``), so the published file stays one valid container; a restored sink takes
+   the header of the published file and continues it.
 Design: docs/connectors-files.md#avro
 """
 
@@ -181,8 +186,15 @@ class AvroSink(FileSink):
         except Exception as exc:
             raise SinkError(f"Avro sink {self.path!r}: invalid schema: {exc}") from exc
         self._writer: Writer | None = None
+        self._header = b""
+        """The header of the output being written (every segment starts with it)."""
+        self._published_header: bytes | None = None
+        """The header of the output a restore found at ``path``, to continue it."""
 
     def _started(self) -> None:
+        if self._published_header is not None and self._checkpointing:
+            self._continue(self._published_header)
+            return
         file = self._writable()
         try:
             self._writer = Writer(file, self._parsed, codec=self.codec, validator=self.validate)
@@ -190,6 +202,39 @@ class AvroSink(FileSink):
         except ValueError as exc:
             raise SinkError(f"Avro sink {self.path!r}: {exc}") from exc
         self._length = file.tell()
+        file.seek(0)
+        self._header = file.read(self._length)
+        self._skip = self._length
+
+    def _rotated(self) -> None:
+        self._continue(self._header)
+
+    def _continue(self, header: bytes) -> None:
+        """Start the pending file with ``header`` and append blocks after it.
+
+        fastavro's writer reads the header of a non-empty readable file and writes
+        blocks with its schema, codec and sync marker, so the bytes after the header
+        can be appended to the published file.
+        """
+        file = self._writable()
+        try:
+            file.write(header)
+            file.flush()
+            self._writer = Writer(file, self._parsed, codec=self.codec, validator=self.validate)
+        except Exception as exc:
+            raise SinkError(f"Avro sink {self.path!r}: cannot continue the output: {exc}") from exc
+        self._header = header
+        self._skip = self._length = file.tell()
+
+    def _sealing(self) -> None:
+        # Batches are flushed as whole blocks already; this keeps segments at block ends.
+        file = self._writable()
+        assert self._writer is not None
+        self._writer.flush()
+        self._length = file.tell()
+
+    def _restored(self, state: Mapping[str, Any] | None, published: int) -> None:
+        self._published_header = _read_header(self.path) if published > 0 else None
 
     def write_batch(self, records: list[Any]) -> None:
         """Encode the batch into blocks and write them; a failing batch leaves no trace."""
@@ -218,3 +263,47 @@ class AvroSink(FileSink):
 def _as_record(record: Any) -> Any:
     mapping = as_mapping(record)
     return dict(mapping) if mapping is not None else record
+
+
+_MAGIC = b"Obj\x01"
+_SYNC_SIZE = 16
+
+
+def _read_header(path: str) -> bytes:
+    """The header of the Avro container file at ``path``: magic, metadata, sync marker."""
+    try:
+        with open(path, "rb") as file:
+            if file.read(len(_MAGIC)) != _MAGIC:
+                raise SinkError(f"Avro sink: {path!r} is not an Avro container file")
+            while (count := _read_long(file)) != 0:  # metadata map blocks
+                if count < 0:
+                    count = -count
+                    _read_long(file)  # the block's size in bytes
+                for _ in range(2 * count):  # key and value, both length-prefixed
+                    _read_exactly(file, _read_long(file))
+            _read_exactly(file, _SYNC_SIZE)
+            length = file.tell()
+            file.seek(0)
+            return file.read(length)
+    except OSError as exc:
+        raise SinkError(f"Avro sink: cannot read the header of {path!r}: {exc}") from exc
+
+
+def _read_long(file: Any) -> int:
+    """One zig-zag varint, as Avro encodes ``long``."""
+    shift = result = 0
+    while True:
+        byte = _read_exactly(file, 1)[0]
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (result >> 1) ^ -(result & 1)
+        shift += 7
+        if shift > 63:
+            raise SinkError("Avro sink: malformed header (varint too long)")
+
+
+def _read_exactly(file: Any, count: int) -> bytes:
+    data = file.read(count)
+    if count < 0 or len(data) != count:
+        raise SinkError("Avro sink: truncated or malformed header in the published file")
+    return data

@@ -234,11 +234,47 @@ class CsvSink(FileSink):
         self.encoding = encoding
         self._text = io.StringIO()
         self._writer: csv.DictWriter[str] | None = None
+        self._given_fieldnames = self.fieldnames
+        self._header_published = False
+        """A restore found the header (and rows) at ``path``: continue without one."""
 
     async def open(self, context: SinkContext) -> None:
         """Create the pending file; the header is written with the first batch."""
         self._writer = None
         await super().open(context)
+
+    def _started(self) -> None:
+        if self._header_published and self._checkpointing:
+            assert self.fieldnames is not None
+            self._writer = self._dict_writer(self.fieldnames)
+
+    def _state_extra(self) -> dict[str, Any]:
+        return {"fieldnames": self.fieldnames}
+
+    def _restored(self, state: Mapping[str, Any] | None, published: int) -> None:
+        given = self._given_fieldnames
+        self._header_published = published > 0
+        if not self._header_published:
+            self.fieldnames = list(given) if given is not None else None
+            return
+        assert state is not None
+        stored = state.get("fieldnames")
+        if stored is not None and not (
+            isinstance(stored, list) and all(isinstance(name, str) for name in stored)
+        ):
+            raise SinkError(f"CSV sink {self.path!r}: bad fieldnames {stored!r} in the state")
+        if stored is not None and given is not None and stored != given:
+            raise SinkError(
+                f"CSV sink {self.path!r}: the restored output has the columns {stored} but "
+                f"fieldnames are {given}; keep the fieldnames of the checkpointed run"
+            )
+        names = stored if stored is not None else given
+        if names is None:
+            raise SinkError(
+                f"CSV sink {self.path!r}: the checkpoint state names no fieldnames for the "
+                "published output; pass fieldnames="
+            )
+        self.fieldnames = list(names)
 
     def write_batch(self, records: list[Any]) -> None:
         """Format the whole batch, then write it with one call (all or nothing)."""
@@ -252,9 +288,7 @@ class CsvSink(FileSink):
         if writer is None:
             if self.fieldnames is None:
                 self.fieldnames = list(rows[0])
-            writer = csv.DictWriter(
-                text, self.fieldnames, delimiter=self.delimiter, lineterminator="\n"
-            )
+            writer = self._dict_writer(self.fieldnames)
             writer.writeheader()
         try:
             writer.writerows(rows)
@@ -263,6 +297,9 @@ class CsvSink(FileSink):
         data = text.getvalue().encode(self.encoding)
         self._append(data)
         self._writer = writer
+
+    def _dict_writer(self, fieldnames: list[str]) -> csv.DictWriter[str]:
+        return csv.DictWriter(self._text, fieldnames, delimiter=self.delimiter, lineterminator="\n")
 
     def _finishing(self) -> None:
         if self._writer is None and self.fieldnames is not None:

@@ -222,7 +222,8 @@ def _serialise_namedtuple(value: Any) -> Any:
 
 
 class JsonLinesSink(FileSink):
-    """Writes each record as one JSON line; the file appears at ``path`` when the stream ends.
+    """Writes each record as one JSON line; the file appears at ``path`` when the stream
+    ends (under checkpointing: grows at each committed checkpoint).
 
     Serialises what orjson does natively (dict, list, tuple as list, str, int, float,
     bool, None, dataclasses, datetime, UUID, enum) plus namedtuples as objects.
