@@ -102,16 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("target", metavar="module:attr", help="what to run (see 'targets' below)")
+    run.add_argument(
+        "--state",
+        metavar="URL",
+        help="Redis state store, e.g. redis://localhost:6379/0: a Dataflow checkpoints into it "
+        "and resumes from its last checkpoint; a pipeline keeps task outputs there (lets --run-id resume)",
+    )
+    run.add_argument(
+        "--checkpoint-interval",
+        metavar="DURATION",
+        help="Dataflows with --state: time between checkpoints, e.g. 500ms, 10s (default 10s)",
+    )
     batch = run.add_argument_group("pipelines only")
     batch.add_argument(
         "--run-id",
         metavar="ID",
         help="id of the pipeline run; with --state, a run id seen before resumes after its completed tasks",
-    )
-    batch.add_argument(
-        "--state",
-        metavar="URL",
-        help="state store for pipeline task outputs, e.g. redis://localhost:6379/0 (lets --run-id resume)",
     )
     when = batch.add_mutually_exclusive_group()
     when.add_argument(
@@ -164,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             every=args.every,
             allow_overlap=args.allow_overlap,
             catch_up=args.catch_up,
+            checkpoint_interval=args.checkpoint_interval,
         )
         obj = load_target(args.target)
         return run_coroutine(run_target(obj, args.target, options))

@@ -32,6 +32,8 @@ from streamcore.daemon.signals import GracefulSignals, exit_status_for
 from streamcore.daemon.target import resolve_target
 from streamcore.dataflow.flow import Dataflow
 from streamcore.errors import StreamcoreError
+from streamcore.batch.durations import parse_duration
+from streamcore.state.checkpointing import Checkpointing
 from streamcore.state.store import StateStore
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "RunOptions", "UsageError", "run_target"]
@@ -61,6 +63,7 @@ class RunOptions:
     every: str | None = None
     allow_overlap: bool = False
     catch_up: bool = False
+    checkpoint_interval: str | None = None
 
     @property
     def scheduled(self) -> bool:
@@ -73,7 +76,7 @@ async def run_target(obj: Any, spec: str, options: RunOptions) -> int:
     target = await resolve_target(obj, spec)
     if isinstance(target, Dataflow):
         _check_flow_options(spec, options)
-        return await run_dataflow(target)
+        return await run_dataflow(target, _checkpointing(options))
     schedule = _make_schedule(options)
     store = _open_store(options.state_url)
     try:
@@ -100,19 +103,34 @@ def _check_flow_options(spec: str, options: RunOptions) -> None:
             f"{spec!r} is a Dataflow; --run-id names a pipeline run (a Dataflow is "
             "identified by its name)"
         )
-    if options.state_url is not None:
+    if options.checkpoint_interval is not None and options.state_url is None:
         raise UsageError(
-            f"{spec!r} is a Dataflow; --state keeps pipeline task outputs, and checkpointing "
-            "a Dataflow from the command line is not available yet"
+            "--checkpoint-interval needs --state URL: the store the checkpoints go to"
         )
 
 
-async def run_dataflow(flow: Dataflow) -> int:
-    """Run ``flow`` to its end; the first signal stops its sources and lets it drain."""
+def _checkpointing(options: RunOptions) -> Checkpointing | None:
+    """``--state`` (and ``--checkpoint-interval``) for a Dataflow: where its checkpoints go."""
+    store = _open_store(options.state_url)
+    if store is None:
+        return None
+    interval = options.checkpoint_interval or "10s"
+    try:
+        return Checkpointing(store, interval=parse_duration(interval, "--checkpoint-interval"))
+    except (StreamcoreError, ValueError, TypeError) as exc:
+        raise UsageError(f"--checkpoint-interval {interval!r}: {exc}") from None
+
+
+async def run_dataflow(flow: Dataflow, checkpoint: Checkpointing | None = None) -> int:
+    """Run ``flow`` to its end; the first signal stops its sources and lets it drain.
+
+    With ``checkpoint``, the flow resumes from its last complete checkpoint, and a
+    graceful stop ends with a final checkpoint that publishes the file sinks' output.
+    """
     loop = asyncio.get_running_loop()
     # The runtime of *this* run is the one that replaces whatever the flow held before.
     previous_runtime = flow._last_runtime
-    runner = asyncio.ensure_future(flow.run())
+    runner = asyncio.ensure_future(flow.run(checkpoint=checkpoint))
 
     def request_stop() -> None:
         if runner.done():

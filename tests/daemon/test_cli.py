@@ -575,3 +575,50 @@ def test_plan_of_a_dataflow_shows_stages_and_actor_groups(tmp_path: Path) -> Non
         "totals  parallelism 3",
         "out  parallelism 1",
     ]
+
+
+# -- checkpointed dataflows ----------------------------------------------------------
+
+CHECKPOINTED_FLOW = """
+from pathlib import Path
+
+import streamcore as sc
+from connectors.files import JsonLinesSink, JsonLinesSource
+
+HERE = Path(__file__).parent
+
+flow = sc.Dataflow("{name}")
+(
+    flow.source(JsonLinesSource(str(HERE / "in.jsonl")), batch_size=50, max_rate=2_000)
+    .map(lambda r: {{"i": r["i"], "square": r["i"] * r["i"]}})
+    .sink(JsonLinesSink(str(HERE / "out.jsonl")))
+)
+"""
+
+
+@pytest.mark.redis
+def test_sigterm_takes_a_final_checkpoint_and_the_next_run_resumes_after_it(tmp_path: Path, redis_url: str) -> None:
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"i": i}) + "\n" for i in range(20_000)))
+    write(tmp_path, "cp.py", CHECKPOINTED_FLOW.format(name=f"cli-cp-{uuid.uuid4().hex[:8]}"))
+    args = ("run", "cp:flow", "--state", redis_url, "--checkpoint-interval", "100ms")
+    process = start(tmp_path, *args)
+    try:
+        # Output becomes visible only when a checkpoint completes.
+        wait_until(has_content(tmp_path / "out.jsonl"), "a checkpoint to publish output")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = stop(process, tmp_path)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    first = [r["i"] for r in read_jsonl(tmp_path / "out.jsonl")]  # type: ignore[index]
+    assert 0 < len(first) < 20_000 and first == list(range(len(first)))
+    second = streamcore(tmp_path, *args, timeout_s=60)
+    assert second.returncode == 0, second.stderr
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert rows == [{"i": i, "square": i * i} for i in range(20_000)]
+
+
+def test_checkpoint_interval_without_state_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "jobs.py", FLOW_JOBS)
+    done = streamcore(tmp_path, "run", "jobs:flow", "--checkpoint-interval", "1s")
+    assert done.returncode == 2 and "--checkpoint-interval needs --state" in done.stderr
