@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamcore.batch.clock import SystemClock
+from streamcore.batch.durations import parse_duration
 from streamcore.batch.pipeline import Pipeline
 from streamcore.batch.progress import ProgressReporter, make_reporter
 from streamcore.batch.result import PipelineResult, TaskRun
@@ -32,7 +33,6 @@ from streamcore.daemon.signals import GracefulSignals, exit_status_for
 from streamcore.daemon.target import resolve_target
 from streamcore.dataflow.flow import Dataflow
 from streamcore.errors import StreamcoreError
-from streamcore.batch.durations import parse_duration
 from streamcore.state.checkpointing import Checkpointing
 from streamcore.state.store import StateStore
 
