@@ -320,9 +320,9 @@ class Runtime:
 
     async def run(self) -> None:
         """Run every actor to the end; raise the first failure (see the module docstring)."""
-        if self.checkpoint is not None and self.coordinator is None:
-            await self.prepare_checkpoints()
         try:
+            if self.checkpoint is not None and self.coordinator is None:
+                await self.prepare_checkpoints()
             await self._run_actors()
             if self.coordinator is not None:
                 await self.coordinator.finish()
