@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -101,28 +101,41 @@ async def cleanup(url: str, prefix: str) -> None:
         await store.delete_prefix("")
 
 
-async def test_sigkill_at_random_moments_then_restart_gives_the_crash_free_output(
-    events: Path, tmp_path: Path, redis_url: str
-) -> None:
-    expected = await expected_output(events, tmp_path)
-    out, prefix = tmp_path / "out.jsonl", f"crash-{uuid.uuid4().hex[:8]}"
-    rng = random.Random(5)
+async def kill_and_restart(
+    events: Path, out: Path, url: str, rounds: int, moment: Callable[[asyncio.subprocess.Process, int], Awaitable[None]],
+    *extra: str,
+) -> int:
+    """Start the job and SIGKILL it once ``moment`` returns, ``rounds`` times (fewer if it
+    finishes first); then run it to its end. Returns how many kills landed."""
+    prefix = f"crash-{uuid.uuid4().hex[:8]}"
     kills = 0
     try:
-        for _ in range(5):
-            proc = await start_job(events, out, redis_url, prefix)
-            # A random moment of the run: the point is where the kill lands, not a condition.
-            await asyncio.sleep(rng.uniform(0.2, 0.9))
+        for round_ in range(rounds):
+            proc = await start_job(events, out, url, prefix, *extra)
+            await moment(proc, round_)
             if await kill(proc):
                 kills += 1
             else:
                 await finish(proc)
                 break
-        proc = await start_job(events, out, redis_url, prefix)
-        await finish(proc)
+        await finish(await start_job(events, out, url, prefix))
     finally:
-        await cleanup(redis_url, prefix)
-    assert kills >= 3
+        await cleanup(url, prefix)
+    return kills
+
+
+async def test_sigkill_at_random_moments_then_restart_gives_the_crash_free_output(
+    events: Path, tmp_path: Path, redis_url: str
+) -> None:
+    expected = await expected_output(events, tmp_path)
+    rng = random.Random(5)
+
+    async def at_random(proc: asyncio.subprocess.Process, round_: int) -> None:
+        # A random moment of the run: the point is where the kill lands, not a condition.
+        await asyncio.sleep(rng.uniform(0.2, 0.9))
+
+    out = tmp_path / "out.jsonl"
+    assert await kill_and_restart(events, out, redis_url, 5, at_random) >= 3
     assert out.read_bytes() == expected
 
 
@@ -130,25 +143,15 @@ async def test_sigkill_inside_a_checkpoint_commit_then_restart_gives_the_crash_f
     events: Path, tmp_path: Path, redis_url: str
 ) -> None:
     expected = await expected_output(events, tmp_path)
-    out, prefix = tmp_path / "out.jsonl", f"crash-commit-{uuid.uuid4().hex[:8]}"
-    kills = 0
-    try:
-        for round_ in range(4):
-            proc = await start_job(events, out, redis_url, prefix, "--slow-commit")
-            # Let a few checkpoints complete first, then kill inside the next commit.
-            for _ in range(round_ + 1):
-                if not await wait_line(proc, b"committing", 30):
-                    break
-            if await kill(proc):
-                kills += 1
-            else:
-                await finish(proc)
-                break
-        proc = await start_job(events, out, redis_url, prefix)
-        await finish(proc)
-    finally:
-        await cleanup(redis_url, prefix)
-    assert kills >= 2
+
+    async def inside_a_commit(proc: asyncio.subprocess.Process, round_: int) -> None:
+        # Let some checkpoints complete first, then kill inside the next commit.
+        for _ in range(round_ + 1):
+            if not await wait_line(proc, b"committing", 30):
+                return
+
+    out = tmp_path / "out.jsonl"
+    assert await kill_and_restart(events, out, redis_url, 4, inside_a_commit, "--slow-commit") >= 2
     assert out.read_bytes() == expected
 
 
