@@ -101,6 +101,8 @@ class CheckpointCoordinator:
         self._finals_written: set[str] = set()
         self._chains: dict[str, dict[str, Any]] = {}
         self._refs: dict[int, set[int]] = {}
+        self._keys_of: dict[int, list[str]] = {}
+        """The keys each known checkpoint wrote, so pruning needs no SCAN."""
         self._pending: _Pending | None = None
         self._force_full = True
         self._since_full = 0
@@ -190,6 +192,7 @@ class CheckpointCoordinator:
             if data is None:
                 raise _Unusable(f"the blob list of checkpoint {i} ({self._blobs_key(i)!r}) is missing")
             crcs[i] = _unwrap_manifest(data, self._blobs_key(i))
+            self._keys_of[i] = [*crcs[i], self._blobs_key(i), self.manifest_key(i)]
         wanted: dict[str, int] = {}
         for chain_name, chain in chains.items():
             for i in chain["ids"]:
@@ -293,7 +296,7 @@ class CheckpointCoordinator:
                 "checkpoint failed flow=%s checkpoint=%d consecutive=%d error=%r",
                 self.flow, n, self._consecutive, str(exc),
             )
-            await self._forget(n)
+            await self._forget(n, written)
             if self._consecutive > self.config.tolerable_failures:
                 raise CheckpointError(
                     f"flow {self.flow!r}: {self._consecutive} checkpoints in a row failed "
@@ -368,6 +371,7 @@ class CheckpointCoordinator:
         self.completed_ids = completed
         self._chains = chains
         self._refs[n] = {i for c in chains.values() for i in c["ids"]}
+        self._keys_of[n] = [*blobs, self._blobs_key(n), self.manifest_key(n)]
         self._finals_written.update(new_finals)
         return sum(len(b) for b in blobs.values()) + len(body) + len(blob_list)
 
@@ -381,10 +385,10 @@ class CheckpointCoordinator:
                 if sink is not None and snap.meta is not None:
                     sink.commit(n, snap.meta)
 
-    async def _forget(self, n: int) -> None:
+    async def _forget(self, n: int, written: list[str]) -> None:
         """Best effort: drop what a failed checkpoint wrote (restore deletes leftovers too)."""
         try:
-            await self.store.delete_prefix(f"{self.flow}/cp/{n}/")
+            await self.store.delete_many(written)
         except StateError:
             pass
 
@@ -403,7 +407,11 @@ class CheckpointCoordinator:
             for m in dropped:
                 self._refs.pop(m, None)
             for old in sorted(candidates - referenced):
-                await self.store.delete_prefix(f"{self.flow}/cp/{old}/")
+                keys = self._keys_of.pop(old, None)
+                if keys is None:
+                    await self.store.delete_prefix(f"{self.flow}/cp/{old}/")
+                else:
+                    await self.store.delete_many(keys)
         except StateError as exc:
             log.warning("pruning old checkpoints failed flow=%s error=%r", self.flow, str(exc))
 
