@@ -25,7 +25,7 @@ Design: docs/runtime.md#connectors
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, ClassVar
 
 from streamcore.errors import SourceError
@@ -90,6 +90,23 @@ class Source:
         """Where reading would resume after the last batch returned (JSON-serialisable)."""
         return None
 
+    # -- partitioned sources (e.g. Kafka): watermarks per partition ----------------------
+
+    def record_partitions(self) -> list[Any] | None:
+        """The partition of each record of the batch last returned, in order; None when
+        the source has no partitions. A partitioned source's watermark is the minimum
+        over its partitions that are not idle (see ``caught_up``)."""
+        return None
+
+    def assigned(self) -> Collection[Any]:
+        """The partitions this source reads now."""
+        return ()
+
+    def caught_up(self) -> Collection[Any]:
+        """Assigned partitions whose position has reached their end (high-water mark).
+        Only those can go idle: a partition with a backlog always holds the watermark."""
+        return ()
+
     async def close(self) -> None:
         """Release whatever ``open`` took."""
 
@@ -136,10 +153,12 @@ class Sink:
 
     def pre_commit(self, checkpoint_id: int) -> Any:
         """At a barrier (and at the end of the stream): seal the output written so far,
-        durably but not visibly; return a JSON-serialisable state naming it."""
+        durably but not visibly; return a JSON-serialisable state naming it (or an
+        awaitable of it)."""
         return None
 
-    def commit(self, checkpoint_id: int, state: Any) -> None:
+    def commit(self, checkpoint_id: int, state: Any) -> Awaitable[None] | None:
         """Checkpoint ``checkpoint_id`` is complete: publish what ``pre_commit`` sealed
         for it and for any earlier checkpoint not yet published. Idempotent; may run
-        after ``close``."""
+        after ``close``; may be ``async def``."""
+        return None

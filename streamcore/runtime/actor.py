@@ -29,7 +29,13 @@ from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.mailbox import Mailbox
 from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Message, Watermark
 from streamcore.runtime.steps import DeadLetter, Outlet, Step
-from streamcore.state.snapshot import ActorPart, EncodedSnapshot, Stateful, encode_snapshot
+from streamcore.state.snapshot import (
+    ActorPart,
+    EncodedSnapshot,
+    Stateful,
+    StepSnapshot,
+    encode_snapshot,
+)
 from streamcore.time.duration import to_timestamp_ms
 
 if TYPE_CHECKING:
@@ -60,8 +66,9 @@ class ActorStatistics:
     """Time spent waiting for room downstream."""
     watermark_ms: float
     """The actor's current watermark (-inf before the first one)."""
-    held_back_by: int | None
-    """The input channel whose watermark is the minimum, if any."""
+    held_back_by: Any
+    """What holds the watermark back: the input channel index (stages) or the
+    partition (partitioned sources), if any."""
     dropped: int
     dead_letters: int
     skipped: int
@@ -196,7 +203,7 @@ class Actor:
         if dead.pending:
             await dead.flush()
         if self.checkpoint is not None:
-            self.checkpoint.final(ActorPart(self.name, self._snapshots(self.checkpoint.next_id, True)))
+            self.checkpoint.final(ActorPart(self.name, await self._snapshots(self.checkpoint.next_id, True)))
         dead.end()
         self.busy_s += perf_counter() - started
         self.finished = True
@@ -228,7 +235,7 @@ class Actor:
         if not all(b or e for b, e in zip(blocked, self.ended, strict=True)):
             return
         n, full = barrier.checkpoint_id, barrier.full
-        snapshots = self._snapshots(n, full)
+        snapshots = await self._snapshots(n, full)
         if self.dead.pending:
             await self.dead.flush()
         self.dead.barrier(n, full)
@@ -241,11 +248,14 @@ class Actor:
             self._replay.extendleft(reversed(self._held))
             self._held.clear()
 
-    def _snapshots(self, checkpoint_id: int, full: bool) -> list[EncodedSnapshot]:
-        return [
-            encode_snapshot(step.name, step.snapshot_state(checkpoint_id, full))
-            for step in self.stateful
-        ]
+    async def _snapshots(self, checkpoint_id: int, full: bool) -> list[EncodedSnapshot]:
+        encoded = []
+        for step in self.stateful:
+            snapshot = step.snapshot_state(checkpoint_id, full)
+            if not isinstance(snapshot, StepSnapshot):
+                snapshot = await snapshot
+            encoded.append(encode_snapshot(step.name, snapshot))
+        return encoded
 
     def enable_checkpoints(self, coordinator: CheckpointCoordinator) -> None:
         """Take part in ``coordinator``'s checkpoints."""
@@ -357,6 +367,12 @@ class SourceActor:
         self._stop = asyncio.Event()
         self.checkpoint: CheckpointCoordinator | None = None
         self._barrier: tuple[int, bool] | None = None
+        # Partitioned sources: the largest event time and the last data time per partition.
+        self.partitioned = type(source).record_partitions is not Source.record_partitions
+        self.partition_max: dict[Any, float] = {}
+        self._partition_seen: dict[Any, float] = {}
+        self.held_back_by: Any = None
+        """The partition whose event time holds the watermark back (partitioned sources)."""
 
     def __repr__(self) -> str:
         return f"<SourceActor {self.name!r} watermark={self.watermark_ms}>"
@@ -381,12 +397,14 @@ class SourceActor:
         self.position = meta["position"]
         self.max_timestamp_ms = meta["max_timestamp_ms"]
         self.watermark_ms = meta["watermark_ms"]
+        self.partition_max = dict(meta.get("partition_max", []))
 
     def _snapshot(self) -> list[EncodedSnapshot]:
         meta = {
             "position": self.position,
             "max_timestamp_ms": self.max_timestamp_ms,
             "watermark_ms": self.watermark_ms,
+            "partition_max": [[p, m] for p, m in self.partition_max.items()],
         }
         return [EncodedSnapshot(self.name, meta, {}, True)]
 
@@ -433,10 +451,13 @@ class SourceActor:
                 break
             started = perf_counter()
             if not records:
+                if self.partitioned:
+                    await self._partition_watermark(None, None)
                 if (
                     self.idle_timeout_s is not None
                     and not self.is_idle
                     and monotonic() - last_data >= self.idle_timeout_s
+                    and (not self.partitioned or set(source.assigned()) <= set(source.caught_up()))
                 ):
                     # Only time spent waiting for input counts: a source blocked on a
                     # full mailbox is inside outlet.on_batch, not here.
@@ -458,7 +479,9 @@ class SourceActor:
             self.batches += 1
             if records:
                 await self.head.on_batch(records, timestamps if self.forward_timestamps else None)
-            if timestamps:
+            if self.partitioned:
+                await self._partition_watermark(records, timestamps)
+            elif timestamps:
                 top = max(timestamps)
                 if top > self.max_timestamp_ms:
                     self.max_timestamp_ms = top
@@ -482,6 +505,45 @@ class SourceActor:
                     await asyncio.sleep(ahead_s)
         await self.head.on_end()
         self.finished = True
+
+    async def _partition_watermark(self, records: list[Any] | None, timestamps: list[int] | None) -> None:
+        """Watermark of a partitioned source: the minimum over partitions not idle.
+
+        A partition is idle when it is caught up (nothing left to read) and has given no
+        record for ``idle_timeout`` (without one, only a partition that never gave a
+        record and is caught up is left out): a slow or backpressured partition, which
+        always has a backlog, keeps holding the watermark.
+        """
+        source, now = self.source, monotonic()
+        seen, top = self._partition_seen, self.partition_max
+        if records:
+            parts = source.record_partitions()
+            if parts is not None and timestamps is not None and len(parts) == len(timestamps):
+                for p, t in zip(parts, timestamps, strict=True):
+                    if t > top.get(p, NEG_INF):
+                        top[p] = t
+                for p in set(parts):
+                    seen[p] = now
+        caught = set(source.caught_up())
+        timeout = self.idle_timeout_s
+        best, holder, active = POS_INF, None, False
+        for p in source.assigned():
+            last = seen.setdefault(p, now)
+            if p in caught and (p not in top if timeout is None else now - last >= timeout):
+                continue
+            active = True
+            m = top.get(p, NEG_INF)
+            if m < best:
+                best, holder = m, p
+        self.held_back_by = holder
+        if not active or best == NEG_INF:
+            return
+        if best > self.max_timestamp_ms:
+            self.max_timestamp_ms = best
+        wm = best - self.bound_ms
+        if wm > self.watermark_ms:
+            self.watermark_ms = wm
+            await self.head.on_watermark(wm)
 
     def _stamp(self, records: list[Any]) -> list[int]:
         fn = self.timestamp
@@ -522,7 +584,7 @@ class SourceActor:
             idle_s=self.idle_s,
             backpressured_s=self.outlet.blocked_s,
             watermark_ms=self.watermark_ms,
-            held_back_by=None,
+            held_back_by=self.held_back_by,
             dropped=self.outlet.dropped,
             dead_letters=self.dead.dead_letters,
             skipped=self.dead.skipped,

@@ -296,6 +296,7 @@ class Runtime:
         for actor in self.actors:
             actor.enable_checkpoints(coordinator)
             if isinstance(actor, SourceActor):
+                coordinator.sources[actor.name] = actor.source
                 if restored is not None:
                     actor.restore(restored.meta(actor.name, actor.name))
                 continue

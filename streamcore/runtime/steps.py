@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -178,11 +178,18 @@ class SinkStep(Step):
         """The flow runs with checkpoints: seal output at barriers, publish on commit."""
         self.checkpointing = True
 
-    def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot:
+    def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot | Awaitable[StepSnapshot]:
         """At a barrier: ``pre_commit`` the sink; its state goes in the manifest."""
         if not self.transactional:
             return StepSnapshot(None)
-        return StepSnapshot(self.sink.pre_commit(checkpoint_id))
+        state = self.sink.pre_commit(checkpoint_id)
+        if inspect.isawaitable(state):
+            return self._awaited(state)
+        return StepSnapshot(state)
+
+    @staticmethod
+    async def _awaited(state: Awaitable[Any]) -> StepSnapshot:
+        return StepSnapshot(await state)
 
     def restore_state(self, meta: Any, entries: dict[Any, Any]) -> None:
         """Remember the sink state to restore when the sink opens."""

@@ -14,6 +14,7 @@ Design: docs/checkpoints.md
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 import zlib
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamcore.errors import CheckpointError, SerializationError, StateError
-from streamcore.io import Sink
+from streamcore.io import Sink, Source
 from streamcore.state.checkpointing import Checkpointing
 from streamcore.state.serde import decode, encode
 from streamcore.state.snapshot import ActorPart, apply_blob
@@ -95,6 +96,7 @@ class CheckpointCoordinator:
         self.barrier_targets: dict[str, Callable[[int, bool], None]] = {}
         """Running sources, by actor name: ``request(checkpoint_id, full)``."""
         self.sinks: dict[str, Sink] = {}
+        self.sources: dict[str, Source] = {}
         self.next_id = 1
         self.completed_ids: list[int] = []
         self.finals: dict[str, ActorPart] = {}
@@ -314,7 +316,7 @@ class CheckpointCoordinator:
             "checkpoint complete flow=%s checkpoint=%d full=%s bytes=%d duration_ms=%.1f",
             self.flow, n, full, size, duration * 1000,
         )
-        self._commit_sinks(n, pending)
+        await self._commit_sinks(n, pending)
         await self._prune()
         return True
 
@@ -375,7 +377,8 @@ class CheckpointCoordinator:
         self._finals_written.update(new_finals)
         return sum(len(b) for b in blobs.values()) + len(body) + len(blob_list)
 
-    def _commit_sinks(self, n: int, pending: _Pending) -> None:
+    async def _commit_sinks(self, n: int, pending: _Pending) -> None:
+        """Publish the sinks' output and tell sources their positions are safe."""
         for actor in self.actors:
             part = pending.parts.get(actor) or self.finals.get(actor)
             if part is None:
@@ -383,7 +386,19 @@ class CheckpointCoordinator:
             for snap in part.snapshots:
                 sink = self.sinks.get(snap.stage)
                 if sink is not None and snap.meta is not None:
-                    sink.commit(n, snap.meta)
+                    done = sink.commit(n, snap.meta)
+                    if done is not None and inspect.isawaitable(done):
+                        await done
+                source = self.sources.get(snap.stage)
+                commit_offsets = getattr(source, "commit_offsets", None)
+                if commit_offsets is not None and snap.meta is not None:
+                    # For lag monitoring only: positions live in the checkpoint.
+                    try:
+                        done = commit_offsets(snap.meta["position"])
+                        if done is not None and inspect.isawaitable(done):
+                            await done
+                    except Exception as exc:
+                        log.warning("committing source positions failed stage=%s error=%r", snap.stage, str(exc))
 
     async def _forget(self, n: int, written: list[str]) -> None:
         """Best effort: drop what a failed checkpoint wrote (restore deletes leftovers too)."""

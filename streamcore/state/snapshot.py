@@ -18,6 +18,7 @@ Design: docs/checkpoints.md#what-a-snapshot-holds
 from __future__ import annotations
 
 import zlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,8 +58,9 @@ class Stateful(Protocol):
     def enable_checkpoints(self) -> None:
         """Start tracking which keys change (called once, before the first record)."""
 
-    def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot:
-        """The state now: every key when ``full``, else the keys changed since the last call."""
+    def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot | Awaitable[StepSnapshot]:
+        """The state now: every key when ``full``, else the keys changed since the last call.
+        (A sink's may be awaitable: its ``pre_commit`` may need I/O.)"""
 
     def restore_state(self, meta: Any, entries: dict[Any, Any]) -> None:
         """Take the state a snapshot described (``entries`` already merged and filtered)."""
