@@ -356,6 +356,8 @@ class Runtime:
                             raise exc
                         raise wrap_actor_error(owner.name, exc)
         finally:
+            if self.coordinator is not None:
+                self.coordinator.stop()
             everything = [t for t in tasks if not t.done()]
             for t in everything:
                 t.cancel()

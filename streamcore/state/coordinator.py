@@ -18,7 +18,7 @@ import inspect
 import logging
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,9 +103,12 @@ class CheckpointCoordinator:
         self._finals_written: set[str] = set()
         self._chains: dict[str, dict[str, Any]] = {}
         self._refs: dict[int, set[int]] = {}
+        self._unclean: dict[int, list[str]] = {}
+        """Blob keys of checkpoints that did not complete and are not cleaned up yet."""
         self._keys_of: dict[int, list[str]] = {}
         """The keys each known checkpoint wrote, so pruning needs no SCAN."""
         self._pending: _Pending | None = None
+        self._stopping = asyncio.Event()
         self._force_full = True
         self._since_full = 0
         self._completed = 0
@@ -120,6 +123,11 @@ class CheckpointCoordinator:
     def index_key(self) -> str:
         """The key holding the ids of complete checkpoints."""
         return f"{self.flow}/index"
+
+    @property
+    def attempts_key(self) -> str:
+        """The key naming what checkpoints not (yet) complete wrote, for cleaning up."""
+        return f"{self.flow}/attempts"
 
     def manifest_key(self, checkpoint_id: int) -> str:
         """The key of checkpoint ``checkpoint_id``'s manifest."""
@@ -140,10 +148,18 @@ class CheckpointCoordinator:
 
     async def restore(self) -> Restored | None:
         """The newest usable complete checkpoint, or None when there is none at all."""
-        raw = await self.store.get(self.index_key)
+        found = await self.store.get_many([self.index_key, self.attempts_key])
+        raw = found.get(self.index_key)
         complete: list[int] = [] if raw is None else [int(i) for i in decode(raw)["complete"]]
-        stray = await self._stored_ids()
-        self.next_id = max([0, *complete, *stray]) + 1
+        attempts = found.get(self.attempts_key)
+        unclean: dict[int, list[str]] = {} if attempts is None else decode(attempts)
+        self.next_id = max([0, *complete, *unclean]) + 1
+        # What checkpoints that never completed (a crash, a failure) left behind.
+        for n, keys in unclean.items():
+            if n not in complete:
+                await self.store.delete_many(keys)
+        if unclean:
+            await self.store.delete_many([self.attempts_key])
         for n in reversed(complete):
             try:
                 restored, manifests = await self._read(n)
@@ -154,7 +170,6 @@ class CheckpointCoordinator:
             self._refs = manifests
             self.restored_from = n
             log.info("restoring flow=%s checkpoint=%d", self.flow, n)
-            await self._delete_unreferenced(stray)
             return restored
         if complete:
             raise CheckpointError(
@@ -162,17 +177,7 @@ class CheckpointCoordinator:
                 f"{self.store.describe()} is usable (see the warnings); delete the keys "
                 f"starting with {self.flow + '/'!r} to start from scratch"
             )
-        await self._delete_unreferenced(stray)
         return None
-
-    async def _stored_ids(self) -> set[int]:
-        ids: set[int] = set()
-        prefix = f"{self.flow}/cp/"
-        for key in await self.store.keys(prefix):
-            head = key[len(prefix):].split("/", 1)[0]
-            if head.isdigit():
-                ids.add(int(head))
-        return ids
 
     async def _load_manifest(self, n: int) -> dict[str, Any]:
         data = await self.store.get(self.manifest_key(n))
@@ -257,11 +262,25 @@ class CheckpointCoordinator:
         """True once every actor handed over its final snapshot."""
         return all(a in self.finals for a in self.actors)
 
+    def stop(self) -> None:
+        """End ``run_periodic`` and abandon a checkpoint waiting for snapshots.
+
+        A flag rather than ``Task.cancel()``: a cancellation can be lost (in
+        ``asyncio.wait_for`` when the awaited event fires in the same loop step, or
+        inside a client library), and a flow must not outlive its actors.
+        """
+        self._stopping.set()
+
     async def run_periodic(self) -> None:
-        """Take a checkpoint every interval until cancelled; raise once failures are too many."""
-        while True:
-            await asyncio.sleep(self.config.interval_s)
-            if self.all_finished:
+        """Take a checkpoint every interval until ``stop()``; raise once failures are too many."""
+        stopping = self._stopping
+        while not stopping.is_set():
+            waiter = asyncio.ensure_future(stopping.wait())
+            try:
+                await asyncio.wait([waiter], timeout=self.config.interval_s)
+            finally:
+                waiter.cancel()
+            if stopping.is_set() or self.all_finished:
                 return
             await self.checkpoint()
 
@@ -278,13 +297,20 @@ class CheckpointCoordinator:
         self._check_done()
         written: list[str] = []
         try:
+            waiters = [asyncio.ensure_future(pending.done.wait()), asyncio.ensure_future(self._stopping.wait())]
             try:
-                await asyncio.wait_for(pending.done.wait(), self.config.timeout_s)
-            except TimeoutError:
+                await asyncio.wait(waiters, timeout=self.config.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            if not pending.done.is_set():
+                if self._stopping.is_set():
+                    self._pending = None
+                    return False  # the flow is ending: nothing to count
                 missing = [a for a in self.actors if a not in pending.parts and a not in self.finals]
                 raise CheckpointError(
                     f"checkpoint {n} timed out after {self.config.timeout_s}s waiting for {missing}"
-                ) from None
+                )
             size = await self._write(pending, written)
         except _Unencodable:
             self._pending = None
@@ -350,9 +376,14 @@ class CheckpointCoordinator:
                     blobs[key] = blob
                     crcs[key] = zlib.crc32(blob)
         items = list(blobs.items())
+        if items:
+            # Recorded with the first blobs, so a crash mid-way leaves a list to clean up.
+            self._unclean[n] = list(blobs)
         for i in range(0, len(items), _PUT_CHUNK):
             chunk = dict(items[i:i + _PUT_CHUNK])
             written.extend(chunk)
+            if i == 0:
+                chunk[self.attempts_key] = encode(self._unclean)
             await self.store.put_many(chunk)
         manifest = {"id": n, "flow": self.flow, "created_ms": int(time.time() * 1000),
                     "actors": metas, "chains": chains}
@@ -362,14 +393,17 @@ class CheckpointCoordinator:
             raise _Unencodable(f"checkpoint {n}: cannot encode a stage's meta: {exc}") from exc
         completed = [*self.completed_ids, n]
         blob_list = encode(crcs)
+        unclean = {i: keys for i, keys in self._unclean.items() if i != n}
         await self.store.commit(
             {
                 self._blobs_key(n): _wrap_manifest(blob_list),
                 self.manifest_key(n): _wrap_manifest(body),
                 self.index_key: encode({"complete": completed}),
+                self.attempts_key: encode(unclean),
             },
             (),
         )
+        self._unclean = unclean
         self.completed_ids = completed
         self._chains = chains
         self._refs[n] = {i for c in chains.values() for i in c["ids"]}
@@ -404,6 +438,7 @@ class CheckpointCoordinator:
         """Best effort: drop what a failed checkpoint wrote (restore deletes leftovers too)."""
         try:
             await self.store.delete_many(written)
+            self._unclean.pop(n, None)
         except StateError:
             pass
 
@@ -430,16 +465,11 @@ class CheckpointCoordinator:
         except StateError as exc:
             log.warning("pruning old checkpoints failed flow=%s error=%r", self.flow, str(exc))
 
-    async def _delete_unreferenced(self, stored: Iterable[int]) -> None:
-        referenced = {i for refs in self._refs.values() for i in refs} | set(self.completed_ids)
-        for n in stored:
-            if n not in referenced:
-                await self.store.delete_prefix(f"{self.flow}/cp/{n}/")
-
     # -- end ---------------------------------------------------------------------------------
 
     async def finish(self) -> None:
         """Every actor finished: commit the final checkpoint (retrying within the limits)."""
+        self._stopping.clear()
         while True:
             if await self.checkpoint():
                 return

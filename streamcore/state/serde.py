@@ -184,7 +184,19 @@ def _is_plain(value: Any) -> bool:
     if t is float:
         return math.isfinite(value)
     if t is list:
-        return all(map(_is_plain, value))
+        for item in value:
+            ti = type(item)
+            if ti is str or ti is bool or item is None:
+                continue
+            if ti is int:
+                if not _I64_MIN <= item <= _I64_MAX:
+                    return False
+            elif ti is float:
+                if not math.isfinite(item):
+                    return False
+            elif not _is_plain(item):
+                return False
+        return True
     return False
 
 

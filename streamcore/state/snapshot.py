@@ -86,6 +86,9 @@ class ActorPart:
 
 def key_group(key: Any) -> int:
     """The key group of ``key``, stable across processes."""
+    if type(key) is str:
+        # The common case, without a trip through the serde.
+        return zlib.crc32(key.encode("utf-8", "surrogatepass")) % KEY_GROUPS
     return zlib.crc32(encode(key)) % KEY_GROUPS
 
 

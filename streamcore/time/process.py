@@ -90,6 +90,7 @@ class ProcessStep(Step):
         """Timers registered during the end-of-stream flush (never fired)."""
         self.ctx = ProcessContext(self)
         self._dirty: set[Any] | None = None
+        self._stored: set[Any] = set()
         self._stage = StatelessStage(node.name, "process", node.fn.process, node.on_error)
 
     def register_timer(self, key: Any, timestamp_ms: int) -> None:
@@ -120,8 +121,13 @@ class ProcessStep(Step):
             pending = sorted(timers.get(k, ()))
             if state or pending:
                 entries[k] = {"state": state or {}, "timers": pending}
-            else:
-                deleted.append(k)
+            elif k in self._stored:
+                deleted.append(k)  # a key never stored needs no tombstone
+        if full:
+            self._stored = set(entries)
+        else:
+            self._stored.update(entries)
+            self._stored.difference_update(deleted)
         if self._dirty is not None:
             self._dirty.clear()
         meta = {"watermark_ms": self.ctx.watermark_ms, "dropped_timers": self.dropped_timers}
@@ -133,6 +139,7 @@ class ProcessStep(Step):
             self.ctx.watermark_ms = meta["watermark_ms"]
             self.dropped_timers = meta["dropped_timers"]
         self.states, self.timers, self._timer_set = {}, [], set()
+        self._stored = set(entries)
         for k, entry in entries.items():
             if entry["state"]:
                 self.states[k] = dict(entry["state"])

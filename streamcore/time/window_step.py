@@ -77,6 +77,18 @@ class _WindowStepBase(Step):
         self.combiners = Combiners(self.agg, WindowResult)
         self._dirty: set[Any] | None = None
         """Keys whose state changed since the last snapshot (only under checkpointing)."""
+        self._stored: set[Any] = set()
+        """Keys the checkpoints hold state for, so a delta writes tombstones only for them."""
+        self._places: dict[int, dict[Any, int]] = {}
+
+    def _remember_stored(self, entries: dict[Any, Any], deleted: list[Any], full: bool) -> None:
+        if full:
+            self._stored = set(entries)
+        else:
+            self._stored.update(entries)
+            self._stored.difference_update(deleted)
+        if self._dirty is not None:
+            self._dirty.clear()
 
     def enable_checkpoints(self) -> None:
         """Track changed keys from now on, for incremental snapshots."""
@@ -250,23 +262,29 @@ class PaneWindowStep(_WindowStepBase):
                     entries.setdefault(k, []).append([s, acc, place])
         else:
             assert self._dirty is not None
-            places: dict[int, dict[Any, int]] = {}
             for k in self._dirty:
                 held = []
                 for s in starts:
                     pane = panes[s]
                     if k in pane:
-                        where = places.get(s)
-                        if where is None:
-                            where = places[s] = {key: i for i, key in enumerate(pane)}
-                        held.append([s, pane[k], where[k]])
+                        held.append([s, pane[k], self._place(s, pane)[k]])
                 if held:
                     entries[k] = held
-                else:
-                    deleted.append(k)
-        if self._dirty is not None:
-            self._dirty.clear()
+                elif k in self._stored:
+                    deleted.append(k)  # a key never stored needs no tombstone
+        self._remember_stored(entries, deleted, full)
         return StepSnapshot(self._meta(), entries, deleted, full)
+
+    def _place(self, start: int, pane: dict[Any, Any]) -> dict[Any, int]:
+        """Each key's position in pane ``start``; keys only ever append, so the map is
+        extended with the new tail instead of rebuilt."""
+        places = self._places.get(start)
+        if places is None:
+            places = self._places[start] = {}
+        if len(places) < len(pane):
+            n = len(places)
+            places.update((k, n + i) for i, k in enumerate(itertools.islice(pane, n, None)))
+        return places
 
     def restore_state(self, meta: Any, entries: dict[Any, Any]) -> None:
         """Rebuild the panes from per-key entries (pane order by start)."""
@@ -283,6 +301,8 @@ class PaneWindowStep(_WindowStepBase):
             self.panes[s] = {k: acc for _, k, acc in keyed}
         self._block, self._suffix, self._prefix = None, {}, {}
         self._cached_below_ms = NEG_INF
+        self._places = {}
+        self._stored = set(entries)
         if self.watermark_ms > NEG_INF:
             self._free(self.watermark_ms)
 
@@ -446,6 +466,7 @@ class PaneWindowStep(_WindowStepBase):
             if s - s % slide + size + lateness <= w:
                 if dirty is not None:
                     dirty.update(panes[s])
+                    self._places.pop(s, None)
                 del panes[s]
                 n += 1
             else:
@@ -526,15 +547,15 @@ class SessionWindowStep(_WindowStepBase):
             lst = sessions.get(k)
             if lst:
                 entries[k] = [[x.start, x.end, x.acc, x.emitted] for x in lst]
-            else:
+            elif k in self._stored:
                 deleted.append(k)
-        if self._dirty is not None:
-            self._dirty.clear()
+        self._remember_stored(entries, deleted, full)
         return StepSnapshot(self._meta(), entries, deleted, full)
 
     def restore_state(self, meta: Any, entries: dict[Any, Any]) -> None:
         """Rebuild the sessions and their fire and free queues."""
         self._restore_meta(meta)
+        self._stored = set(entries)
         self.sessions, self._fire_heap, self._free_heap, self.count = {}, [], [], 0
         for k, held in entries.items():
             lst = self.sessions[k] = []

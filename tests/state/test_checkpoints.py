@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import streamcore as sc
 from connectors.files import JsonLinesSource
 from connectors.memory import IterableSource, ListSink
+from streamcore.state.coordinator import CheckpointCoordinator
 from streamcore.errors import StateError
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -492,3 +494,79 @@ async def test_an_unreachable_redis_at_start_is_a_clear_error_naming_the_url(eve
     assert flow.restarts == 0
 
 
+
+
+async def test_a_flow_failing_while_a_checkpoint_waits_raises_at_once(tmp_path: Path) -> None:
+    holder: dict[str, sc.Dataflow] = {}
+
+    class FailsMidCheckpoint(sc.Source):
+        rewindable = True
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        def position(self) -> Any:
+            return self.n
+
+        async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
+            runtime = holder["flow"]._last_runtime
+            if runtime is not None and runtime.coordinator is not None and runtime.coordinator._pending is not None:
+                raise RuntimeError("source fails while a checkpoint waits for it")
+            self.n += 1
+            return [(f"k{self.n % 50}", self.n)]
+
+    flow = holder["flow"] = sc.Dataflow("fails-mid-checkpoint")
+    (
+        flow.source(FailsMidCheckpoint(), timestamp=lambda r: r[1])
+        .key_by(lambda r: r[0])
+        .window(sc.TumblingWindows(3_600_000))
+        .aggregate(sc.agg.count())
+        .sink(ListSink())
+    )
+    started = time.monotonic()
+    with pytest.raises(sc.StreamcoreError, match="fails while a checkpoint waits"):
+        await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.05, timeout=30))
+    # Not the checkpoint timeout (30 s): the flow's end abandons the checkpoint.
+    assert time.monotonic() - started < 5
+
+
+async def test_a_checkpoint_that_never_completed_leaves_nothing_behind_after_a_restore(events: Path) -> None:
+    class LosesCommits(sc.MemoryStateStore):
+        """Blobs are stored, but checkpoint commits and clean-ups fail while ``down``."""
+
+        down = False
+
+        async def commit(self, puts: Any, deletes: Any) -> None:
+            if self.down and (any(k.endswith("/manifest") for k in puts) or list(deletes)):
+                raise StateError("lost (test outage)")
+            await super().commit(puts, deletes)
+
+    store = LosesCommits()
+    seen = {"n": 0}
+
+    def go_down(e: Any) -> Any:
+        seen["n"] += 1
+        store.down = seen["n"] >= 4_000
+        return e
+
+    flow = sc.Dataflow("never-completed")
+    (
+        flow.source(JsonLinesSource(events), timestamp=lambda e: e["ts"], batch_size=100, max_rate=30_000)
+        .map(go_down)
+        .map(FailOnce(at=8_000))
+        .key_by(lambda e: e["user"])
+        .window(sc.TumblingWindows(1000))
+        .aggregate(sc.agg.count())
+        .sink(TxSink())
+    )
+    with pytest.raises(sc.StageError):
+        await flow.run(checkpoint=sc.Checkpointing(store, interval=0.03, tolerable_failures=1000))
+    await store.open()
+    index = sc.state.decode((await store.get("never-completed/index")) or b"")["complete"]
+    leftovers = {int(k.split("/")[2]) for k in await store.keys("never-completed/cp/")} - set(index)
+    assert leftovers  # blobs of checkpoints whose commit was lost
+    store.down = False
+    coordinator = CheckpointCoordinator("never-completed", sc.Checkpointing(store))
+    assert await coordinator.restore() is not None
+    stored = {int(k.split("/")[2]) for k in await store.keys("never-completed/cp/")}
+    assert not stored - set(index)
