@@ -17,8 +17,8 @@ import pytest
 import streamcore as sc
 from connectors.files import JsonLinesSource
 from connectors.memory import IterableSource, ListSink
-from streamcore.state.coordinator import CheckpointCoordinator
 from streamcore.errors import StateError
+from streamcore.state.coordinator import CheckpointCoordinator
 
 # -- fixtures -------------------------------------------------------------------------------
 
