@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import math
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
@@ -161,43 +161,36 @@ def _is_plain(value: Any) -> bool:
     """True when orjson alone writes ``value`` so that it reads back identical."""
     t = type(value)
     if t is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str:
                 return False
-            # Scalars are checked inline: a call per leaf would dominate small states.
-            ti = type(item)
-            if ti is str or ti is bool or item is None:
-                continue
-            if ti is int:
-                if not _I64_MIN <= item <= _I64_MAX:
-                    return False
-            elif ti is float:
-                if not math.isfinite(item):
-                    return False
-            elif not _is_plain(item):
-                return False
-        return True
+        return _all_plain(value.values())
+    if t is list:
+        return _all_plain(value)
     if t is str or t is bool or value is None:
         return True
     if t is int:
         return _I64_MIN <= value <= _I64_MAX
     if t is float:
         return math.isfinite(value)
-    if t is list:
-        for item in value:
-            ti = type(item)
-            if ti is str or ti is bool or item is None:
-                continue
-            if ti is int:
-                if not _I64_MIN <= item <= _I64_MAX:
-                    return False
-            elif ti is float:
-                if not math.isfinite(item):
-                    return False
-            elif not _is_plain(item):
-                return False
-        return True
     return False
+
+
+def _all_plain(items: Iterable[Any]) -> bool:
+    for item in items:
+        # Scalars are checked inline: a call per leaf would dominate large states.
+        ti = type(item)
+        if ti is str or ti is bool or item is None:
+            continue
+        if ti is int:
+            if not _I64_MIN <= item <= _I64_MAX:
+                return False
+        elif ti is float:
+            if not math.isfinite(item):
+                return False
+        elif not _is_plain(item):
+            return False
+    return True
 
 
 def _tz_to_data(value: object, tz: tzinfo | None) -> Any:

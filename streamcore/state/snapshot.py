@@ -34,6 +34,7 @@ __all__ = [
     "apply_blob",
     "encode_snapshot",
     "key_group",
+    "remember_stored",
 ]
 
 KEY_GROUPS = 128
@@ -82,6 +83,16 @@ class ActorPart:
 
     actor: str
     snapshots: list[EncodedSnapshot]
+
+
+def remember_stored(stored: set[Any], entries: dict[Any, Any], deleted: list[Any], full: bool) -> set[Any]:
+    """The keys the checkpoints hold after this snapshot (a delta writes tombstones only
+    for these)."""
+    if full:
+        return set(entries)
+    stored.update(entries)
+    stored.difference_update(deleted)
+    return stored
 
 
 def key_group(key: Any) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 from streamcore.dataflow.graph import ProcessNode
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import Step, stage_error
-from streamcore.state.snapshot import StepSnapshot
+from streamcore.state.snapshot import StepSnapshot, remember_stored
 
 __all__ = ["KeyedProcessFunction", "ProcessContext", "ProcessStatistics", "ProcessStep"]
 
@@ -123,11 +123,7 @@ class ProcessStep(Step):
                 entries[k] = {"state": state or {}, "timers": pending}
             elif k in self._stored:
                 deleted.append(k)  # a key never stored needs no tombstone
-        if full:
-            self._stored = set(entries)
-        else:
-            self._stored.update(entries)
-            self._stored.difference_update(deleted)
+        self._stored = remember_stored(self._stored, entries, deleted, full)
         if self._dirty is not None:
             self._dirty.clear()
         meta = {"watermark_ms": self.ctx.watermark_ms, "dropped_timers": self.dropped_timers}

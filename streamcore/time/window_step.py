@@ -25,7 +25,7 @@ from typing import Any
 from streamcore.dataflow.graph import WindowNode
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import Step, stage_error
-from streamcore.state.snapshot import StepSnapshot
+from streamcore.state.snapshot import StepSnapshot, remember_stored
 from streamcore.time.accumulate import Combiners, add_statements
 from streamcore.time.aggregators import Aggregation
 from streamcore.time.windows import SessionWindows, WindowResult
@@ -82,11 +82,7 @@ class _WindowStepBase(Step):
         self._places: dict[int, dict[Any, int]] = {}
 
     def _remember_stored(self, entries: dict[Any, Any], deleted: list[Any], full: bool) -> None:
-        if full:
-            self._stored = set(entries)
-        else:
-            self._stored.update(entries)
-            self._stored.difference_update(deleted)
+        self._stored = remember_stored(self._stored, entries, deleted, full)
         if self._dirty is not None:
             self._dirty.clear()
 
