@@ -28,6 +28,7 @@ PROMISED = [
 ]
 AGGREGATORS = ["count", "sum", "min", "max", "mean", "first", "last", "collect"]
 CONNECTORS = {
+    "connectors.kafka": ["KafkaRecord", "KafkaSink", "KafkaSource"],
     "connectors.memory": ["IterableSource", "ListSink"],
     "connectors.files": [
         "AvroSink",
