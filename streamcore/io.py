@@ -17,7 +17,9 @@ applies the stage's ``on_error`` policy (raise, skip and count, or dead-letter).
 
 Sink contract:
 1. ``open(context)`` once; 2. ``write_batch(records)`` (sync or ``async``) per batch, in
-order; 3. ``close()`` on end of stream (flush) or after a failure.
+order; 3. ``close()`` at the end of the stream (flush), or ``abort()`` after a failure
+(by default ``close()``). Under checkpointing, an exactly-once sink is closed after the
+final checkpoint's ``commit``.
 Exactly-once sinks also implement the checkpoint hooks below (docs/checkpoints.md#sinks).
 Design: docs/runtime.md#connectors
 """
@@ -138,7 +140,12 @@ class Sink:
         raise NotImplementedError
 
     async def close(self) -> None:
-        """Flush and release; called at end of stream and after a failure."""
+        """Flush and release at the end of the stream."""
+
+    async def abort(self) -> None:
+        """Release after the flow failed; by default the same as ``close``. Override it
+        to discard output instead of publishing it (e.g. abort a transaction)."""
+        await self.close()
 
     # -- checkpoint hooks (exactly-once sinks set supports_checkpoints = True) --------
 

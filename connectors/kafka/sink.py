@@ -244,6 +244,11 @@ class KafkaSink(Sink):
             ) from exc
         self._txn_open = True
 
+    async def abort(self) -> None:
+        """The flow failed: abort the open transaction (nothing of it becomes visible)."""
+        self._failed = True
+        await self.close()
+
     async def close(self) -> None:
         """At the end of the stream: flush (at least once), commit the transaction
         (exactly once without checkpoints), or keep the producer for the final

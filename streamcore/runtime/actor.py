@@ -156,14 +156,26 @@ class Actor:
         return f"<Actor {self.name!r} channels={self.channels} watermark={self.watermark_ms}>"
 
     async def run(self) -> None:
-        """Process messages until every input channel has ended."""
+        """Process messages until every input channel has ended.
+
+        Steps are closed at the end, or aborted after a failure. Under checkpointing, a
+        step that publishes on commit (an exactly-once sink) is closed by the runtime
+        after the final checkpoint instead, so its last commit finds it still open.
+        """
         for step in self.steps:
             await step.open()
+        ok = False
         try:
             await self._loop()
+            ok = True
         finally:
             for step in reversed(self.steps):
-                await step.close()
+                if not ok:
+                    await step.abort()
+                elif self.checkpoint is not None and getattr(step, "transactional", False):
+                    self.checkpoint.defer_close(step.close)
+                else:
+                    await step.close()
 
     async def _loop(self) -> None:
         inbox, head, dead, replay = self.inbox, self.head, self.dead, self._replay
@@ -424,11 +436,17 @@ class SourceActor:
             self.name, on_error=self.on_error, linger_s=self.linger_s, dead_letter=self._bad_record
         )
         await self.source.open(context, self.position)
+        ok = False
         try:
             self.position = self.source.position()
             await self._loop()
+            ok = True
         finally:
-            await self.source.close()
+            if ok and self.checkpoint is not None:
+                # Open until the final checkpoint, which commits its positions (e.g. Kafka offsets).
+                self.checkpoint.defer_close(self.source.close)
+            else:
+                await self.source.close()
         if self.checkpoint is not None:
             self.checkpoint.final(ActorPart(self.name, self._snapshot()))
         self.dead.end()

@@ -329,7 +329,10 @@ class Runtime:
                 await self.coordinator.finish()
         finally:
             if self.coordinator is not None:
-                await self.coordinator.close()
+                try:
+                    await self.coordinator.close_deferred()
+                finally:
+                    await self.coordinator.close()
 
     async def _run_actors(self) -> None:
         loop = asyncio.get_running_loop()

@@ -74,7 +74,11 @@ class Step:
         """Prepare before the first message."""
 
     async def close(self) -> None:
-        """Release after the last message or a failure."""
+        """Release after the last message."""
+
+    async def abort(self) -> None:
+        """Release after a failure (by default the same as ``close``)."""
+        await self.close()
 
     async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
         """Process a batch."""
@@ -198,6 +202,10 @@ class SinkStep(Step):
     async def close(self) -> None:
         if isinstance(self.sink, Sink):
             await self.sink.close()
+
+    async def abort(self) -> None:
+        if isinstance(self.sink, Sink):
+            await self.sink.abort()
 
     async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
         write = self._write

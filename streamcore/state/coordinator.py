@@ -18,7 +18,7 @@ import inspect
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +109,7 @@ class CheckpointCoordinator:
         """The keys each known checkpoint wrote, so pruning needs no SCAN."""
         self._pending: _Pending | None = None
         self._stopping = asyncio.Event()
+        self._deferred: list[Callable[[], Awaitable[None]]] = []
         self._force_full = True
         self._since_full = 0
         self._completed = 0
@@ -261,6 +262,22 @@ class CheckpointCoordinator:
     def all_finished(self) -> bool:
         """True once every actor handed over its final snapshot."""
         return all(a in self.finals for a in self.actors)
+
+    def defer_close(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Close a connector once the final checkpoint is committed (``close_deferred``)."""
+        self._deferred.append(close)
+
+    async def close_deferred(self) -> None:
+        """Close what ``defer_close`` was given; raise the first error after closing all."""
+        first: BaseException | None = None
+        deferred, self._deferred = self._deferred, []
+        for close in deferred:
+            try:
+                await close()
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def stop(self) -> None:
         """End ``run_periodic`` and abandon a checkpoint waiting for snapshots.
