@@ -1,0 +1,717 @@
+"""Kafka end to end: topic -> parse JSON -> W2 windows -> topic, against a plain aiokafka loop.
+
+Usage::
+
+    .venv/bin/python bench/bench_kafka.py [--events 300000] [--rounds 1] [--only base,alo,eo,group2]
+
+Setup (untimed): a private Kafka broker (``scripts/kafka.sh``) and Redis
+(``scripts/redis.sh``) are started in a temporary directory and stopped at the end
+(``--bootstrap`` / ``--redis-url`` use running ones instead). The suite's click events
+(``bench/gen_events.py``) are written once to an input topic of ``--partitions``
+partitions, keyed by user, one JSON object per record. Every run writes to an output
+topic of its own.
+
+Workloads (each run a fresh process; the order is shuffled per round with a fixed seed):
+
+* ``base``: a plain aiokafka loop, the practical limit: ``getmany`` -> ``orjson.loads``
+  -> W2 with dicts (key by user, tumbling 10 s, count and sum of ``amount``, watermark
+  = minimum over partitions of the largest ``ts`` minus 2 s) -> ``producer.send`` of each
+  window result, ``flush`` at the end. Partitions are assigned manually (no group).
+* ``alo``: streamcore, ``KafkaSource(stop_at_end=True)`` -> key_by -> tumbling window
+  -> aggregate -> ``KafkaSink(exactly_once=False)``, no checkpoints.
+* ``eo``: the same with ``KafkaSink(exactly_once=True)`` and
+  ``Checkpointing(RedisStateStore(...), interval=1 s)``.
+* ``group2``: two ``alo`` processes in one consumer group sharing the partitions;
+  aggregate events/s (all events over the span from the first record either read to
+  the last end either reached). Windows per key are right only because the input is
+  keyed by user, so each key lives in one partition, hence in one process. Each process
+  waits until the group gave it its share before reading, and keeps its consumer in the
+  group until every process reached the end (so no partition is handed over mid-run,
+  which would re-read it from the start: nothing commits offsets without checkpoints).
+
+Measured: events/s is the input count over the time from the first batch holding a
+record to the source reaching the end of the input (timed in the source's
+``read_batch``); "done" is the time from that first record to the end of the process's
+flow (last windows fired, written and flushed or committed). Peak RSS is ``VmHWM`` of
+the job process. Every run's output topic is read back (``read_committed``) and its
+windows, counts and sum are checked against those computed from the input file.
+
+Both sides read with the same consumer options (``--fetch-bytes`` is
+``max_partition_fetch_bytes``) and write with ``acks="all"`` and ``linger_ms=5``.
+The table is written to ``bench/results/kafka.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _common import (  # noqa: E402
+    OUT_OF_ORDER_MS,
+    RESULT_PREFIX,
+    TUMBLE_MS,
+    peak_rss_kib,
+    sum_units,
+    window_checksum,
+)
+from gen_events import DEFAULT_SEED, cached_events  # noqa: E402
+
+ROOT = HERE.parent
+THIS = Path(__file__).resolve()
+LABELS = {
+    "base": "aiokafka loop (baseline)",
+    "alo": "streamcore, at least once",
+    "eo": "streamcore, exactly once + Redis checkpoints 1 s",
+    "group2": "streamcore, at least once, 2 processes in one group",
+}
+CHECKPOINT_INTERVAL_S = 1.0
+BATCH_SIZE = 500
+
+
+def clock() -> float:
+    """CLOCK_MONOTONIC: system-wide, so times from two job processes compare."""
+    return time.monotonic()
+
+
+# ---------------------------------------------------------------------------------------
+# Inside a job process
+# ---------------------------------------------------------------------------------------
+
+
+def out_record(user: str, start: int, n: int, total: float) -> dict[str, Any]:
+    return {"user": user, "start": start, "n": n, "total": total}
+
+
+async def job_base(a: argparse.Namespace) -> dict[str, Any]:
+    """The plain aiokafka loop."""
+    import orjson
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=a.bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=a.fetch_bytes,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=a.bootstrap, acks="all", linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    await consumer._client._wait_on_metadata(a.topic_in)
+    tps = [TopicPartition(a.topic_in, p) for p in sorted(consumer.partitions_for_topic(a.topic_in))]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    remaining = {tp for tp in tps if ends[tp] > 0}
+    pmax = {tp: None for tp in tps}  # largest ts per partition
+    windows: dict[int, dict[str, list[Any]]] = {}  # start -> user -> [n, total]
+    watermark = -(1 << 62)
+    loads, dumps, send = orjson.loads, orjson.dumps, producer.send
+    topic_out = a.topic_out
+    read = 0
+    first = None
+
+    async def fire(upto: int) -> None:
+        for start in sorted(s for s in windows if s + TUMBLE_MS <= upto):
+            for user, (n, total) in windows.pop(start).items():
+                await send(topic_out, dumps(out_record(user, start, n, total)), key=user.encode())
+
+    while remaining:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=BATCH_SIZE)
+        for tp, messages in batch.items():
+            if not messages:
+                continue
+            if first is None:
+                first = clock()
+            read += len(messages)
+            hi = pmax[tp]
+            for m in messages:
+                e = loads(m.value)
+                ts = e["ts"]
+                if hi is None or ts > hi:
+                    hi = ts
+                start = ts - ts % TUMBLE_MS
+                w = windows.get(start)
+                if w is None:
+                    w = windows[start] = {}
+                acc = w.get(e["user"])
+                if acc is None:
+                    w[e["user"]] = [1, e["amount"]]
+                else:
+                    acc[0] += 1
+                    acc[1] += e["amount"]
+            pmax[tp] = hi
+            if messages[-1].offset + 1 >= ends[tp]:
+                remaining.discard(tp)
+        if all(v is not None for v in pmax.values()):
+            wm = min(pmax.values()) - OUT_OF_ORDER_MS  # type: ignore[type-var]
+            if wm > watermark:
+                watermark = wm
+                await fire(watermark + 1)
+    end = clock()
+    await fire(1 << 62)
+    await producer.flush()
+    done = clock()
+    await producer.stop()
+    await consumer.stop()
+    return {"read": read, "first": first, "end": end, "done": done}
+
+
+def _timed_source(a: argparse.Namespace) -> Any:
+    from connectors.kafka import KafkaSource
+
+    class TimedKafkaSource(KafkaSource):
+        """Notes when the first record is read and when the end is reached; for
+        ``group2``, also waits for its share of the partitions and for its peers."""
+
+        first: float | None = None
+        end: float | None = None
+        read = 0
+
+        async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
+            if a.share and self.first is None:
+                consumer = self._consumer
+                if consumer is not None and len(consumer.assignment()) != a.share:
+                    await asyncio.sleep(0.02)
+                    return []
+            out = await super().read_batch(max_records, timeout_s)
+            if out is None:
+                if self.end is None:
+                    self.end = clock()
+                    if a.peers_dir:
+                        await self._wait_for_peers()
+                return None
+            if out:
+                if self.first is None:
+                    self.first = clock()
+                self.read += len(out)
+            return out
+
+        async def _wait_for_peers(self) -> None:
+            peers = Path(a.peers_dir)
+            (peers / f"done-{os.getpid()}").touch()
+            deadline = clock() + 120
+            while len(list(peers.glob("done-*"))) < a.peers and clock() < deadline:
+                await asyncio.sleep(0.05)
+
+    return TimedKafkaSource(
+        a.topic_in,
+        bootstrap_servers=a.bootstrap,
+        group_id=a.group,
+        stop_at_end=True,
+        max_batch=BATCH_SIZE,
+        max_partition_fetch_bytes=a.fetch_bytes,
+    )
+
+
+async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
+    import streamcore as sc
+    from connectors.kafka import KafkaSink
+
+    flow = sc.Dataflow(a.flow)
+    source = _timed_source(a)
+    (
+        flow.source(
+            source,
+            name="kafka",
+            timestamp=lambda r: r.value["ts"],
+            max_out_of_orderness=OUT_OF_ORDER_MS,
+            batch_size=BATCH_SIZE,
+        )
+        .key_by(lambda r: r.value["user"])
+        .window(sc.TumblingWindows(TUMBLE_MS))
+        .aggregate({"n": sc.agg.count(), "total": sc.agg.sum(lambda r: r.value["amount"])})
+        .map(lambda w: out_record(w.key, w.start, w.value["n"], w.value["total"]))
+        .sink(
+            KafkaSink(
+                a.topic_out,
+                bootstrap_servers=a.bootstrap,
+                key=lambda v: v["user"],
+                exactly_once=a.exactly_once,
+                acks="all",
+                linger_ms=5,
+            )
+        )
+    )
+    checkpoint = None
+    if a.exactly_once:
+        store = sc.RedisStateStore(a.redis_url, key_prefix=a.key_prefix)
+        checkpoint = sc.Checkpointing(store, interval=CHECKPOINT_INTERVAL_S)
+    await flow.run(checkpoint=checkpoint)
+    done = clock()
+    return {"read": source.read, "first": source.first, "end": source.end, "done": done}
+
+
+def job_main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(prog="bench_kafka.py job")
+    ap.add_argument("kind", choices=("base", "streamcore"))
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic-in", required=True)
+    ap.add_argument("--topic-out", required=True)
+    ap.add_argument("--fetch-bytes", type=int, required=True)
+    ap.add_argument("--flow", default="bench-kafka")
+    ap.add_argument("--group", default=None)
+    ap.add_argument("--exactly-once", action="store_true")
+    ap.add_argument("--redis-url", default="")
+    ap.add_argument("--key-prefix", default="")
+    ap.add_argument("--share", type=int, default=0, help="partitions to wait for before reading")
+    ap.add_argument("--peers-dir", default="")
+    ap.add_argument("--peers", type=int, default=1)
+    a = ap.parse_args(argv)
+    cpu0 = time.process_time()
+    job = job_base if a.kind == "base" else job_streamcore
+    result = asyncio.run(job(a))
+    result["cpu_seconds"] = round(time.process_time() - cpu0, 3)
+    result["peak_rss_kib"] = peak_rss_kib()
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# The driver
+# ---------------------------------------------------------------------------------------
+
+
+class Service:
+    """A private broker or Redis, started and stopped with its script under ``scripts/``."""
+
+    def __init__(self, script: str, var: str, parent: Path) -> None:
+        self.script = ROOT / "scripts" / script
+        self.var = var
+        self.dir = parent / script.split(".")[0]
+
+    def _run(self, command: str, timeout: float) -> str:
+        proc = subprocess.run(
+            ["bash", str(self.script), command, str(self.dir)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"{self.script.name} {command} failed: {(proc.stdout + proc.stderr)[-2000:]}"
+            )
+        return proc.stdout
+
+    def start(self) -> str:
+        out = self._run("start", 300)
+        m = re.search(rf"{self.var}=(\S+)", out)
+        if not m:
+            raise RuntimeError(f"{self.script.name} start printed no {self.var}: {out!r}")
+        return m.group(1)
+
+    def stop(self) -> None:
+        self._run("stop", 120)
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+    # Wait until the topic's metadata is visible to clients.
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await c.start()
+    try:
+        for _ in range(100):
+            parts = c.partitions_for_topic(name)
+            if parts and len(parts) == partitions:
+                return
+            await c._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+    finally:
+        await c.stop()
+
+
+async def fill_topic(bootstrap: str, topic: str, path: Path) -> int:
+    """Every line of ``path`` as one record keyed by its user (default partitioner)."""
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=1 << 20
+    )
+    await producer.start()
+    n = 0
+    try:
+        pending = []
+        with open(path, "rb") as f:
+            for line in f:
+                value = line.rstrip(b"\n")
+                key = orjson.loads(value)["user"].encode()
+                pending.append(await producer.send(topic, value, key=key))
+                n += 1
+                if len(pending) >= 20_000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return n
+
+
+def expected_checksum(path: Path) -> dict[str, Any]:
+    """W2 over the file: windows per (user, 10 s), their counts and the sum of their sums,
+    each window summed in file order (the order within its partition)."""
+    import orjson
+
+    acc: dict[tuple[str, int], list[Any]] = {}
+    with open(path, "rb") as f:
+        for line in f:
+            e = orjson.loads(line)
+            ts = e["ts"]
+            k = (e["user"], ts - ts % TUMBLE_MS)
+            a = acc.get(k)
+            if a is None:
+                acc[k] = [1, e["amount"]]
+            else:
+                a[0] += 1
+                a[1] += e["amount"]
+    return window_checksum(
+        len(acc), sum(v[0] for v in acc.values()), sum(sum_units(v[1]) for v in acc.values())
+    )
+
+
+async def output_checksum(bootstrap: str, topic: str) -> dict[str, Any]:
+    """Read the output topic to its end (committed records only) and checksum it."""
+    import orjson
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await c.start()
+    windows = count = units = 0
+    seen: set[tuple[str, int]] = set()
+    dups = 0
+    try:
+        await c._client._wait_on_metadata(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        ends = await c.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        deadline = time.monotonic() + 120
+        while remaining and time.monotonic() < deadline:
+            batch = await c.getmany(timeout_ms=500, max_records=10_000)
+            for messages in batch.values():
+                for m in messages:
+                    v = orjson.loads(m.value)
+                    k = (v["user"], v["start"])
+                    dups += k in seen
+                    seen.add(k)
+                    windows += 1
+                    count += v["n"]
+                    units += sum_units(v["total"])
+            for tp in list(remaining):
+                if await c.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await c.stop()
+    out = window_checksum(windows, count, units)
+    if dups:
+        out["duplicates"] = dups
+    return out
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(THIS), "job", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def collect(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"error": f"timed out after {timeout:g} s"}
+    for line in out.splitlines():
+        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
+            return json.loads(line[len(RESULT_PREFIX) :])
+    return {"error": f"exit status {proc.returncode}: {(err or out).strip()[-2000:]}"}
+
+
+def run_workload(
+    kind: str, a: argparse.Namespace, ctx: dict[str, Any], env: dict[str, str]
+) -> dict[str, Any]:
+    """One run of a workload: fresh output topic, job process(es), output check."""
+    tag = uuid.uuid4().hex[:8]
+    topic_out = f"out-{kind}-{tag}"
+    asyncio.run(create_topic(ctx["bootstrap"], topic_out, a.partitions))
+    common = [
+        "--bootstrap", ctx["bootstrap"], "--topic-in", ctx["topic_in"],
+        "--topic-out", topic_out, "--fetch-bytes", str(a.fetch_bytes),
+    ]  # fmt: skip
+    flow = f"bench-kafka-{kind}-{tag}"
+    if kind == "base":
+        procs = [spawn(["base", *common], env)]
+    elif kind == "alo":
+        procs = [spawn(["streamcore", *common, "--flow", flow, "--group", f"g-{tag}"], env)]
+    elif kind == "eo":
+        procs = [
+            spawn(
+                [
+                    "streamcore", *common, "--flow", flow, "--group", f"g-{tag}",
+                    "--exactly-once", "--redis-url", ctx["redis_url"],
+                    "--key-prefix", f"bench-kafka-{tag}",
+                ],
+                env,
+            )
+        ]  # fmt: skip
+    else:
+        peers = Path(tempfile.mkdtemp(prefix="bench-kafka-peers-"))
+        n_procs = 2
+        procs = [
+            spawn(
+                [
+                    "streamcore", *common, "--flow", flow, "--group", f"g-{tag}",
+                    "--share", str(a.partitions // n_procs), "--peers-dir", str(peers),
+                    "--peers", str(n_procs),
+                ],
+                env,
+            )
+            for _ in range(n_procs)
+        ]  # fmt: skip
+    started = time.perf_counter()
+    results = [collect(p, a.timeout) for p in procs]
+    wall = time.perf_counter() - started
+    if kind == "group2":
+        shutil.rmtree(peers, ignore_errors=True)
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        return {"error": " | ".join(errors), "wall": wall}
+    if any(r["first"] is None or r["end"] is None for r in results):
+        return {"error": f"a job read nothing or never reached the end: {results}", "wall": wall}
+    read = sum(r["read"] for r in results)
+    first = min(r["first"] for r in results)
+    end = max(r["end"] for r in results)
+    done = max(r["done"] for r in results)
+    run = {
+        "read": read,
+        "seconds": end - first,
+        "events_per_s": ctx["n"] / (end - first),
+        "done_s": done - first,
+        "peak_rss_kib": max(r["peak_rss_kib"] for r in results),
+        "cpu_seconds": sum(r["cpu_seconds"] for r in results),
+        "per_process_read": [r["read"] for r in results],
+        "wall": wall,
+        "topic_out": topic_out,
+    }
+    try:
+        run["checksum"] = asyncio.run(output_checksum(ctx["bootstrap"], topic_out))
+    except Exception as exc:
+        return {"error": f"reading the output back failed: {exc!r}", "wall": wall}
+    return run
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def build_table(
+    runs: dict[str, list[dict[str, Any]]], expected: dict[str, Any], n: int
+) -> tuple[list[str], list[str]]:
+    from run import compare_checksum
+
+    lines = [
+        "| workload | runs | events/s (first record to end of input) | first record to flow done | "
+        "peak RSS MiB | CPU s | vs aiokafka loop | output check |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    problems = []
+    base_ok = [r for r in runs.get("base", []) if "error" not in r]
+    base_eps = _median([r["events_per_s"] for r in base_ok])
+    for kind, kind_runs in runs.items():
+        ok = [r for r in kind_runs if "error" not in r]
+        for r in kind_runs:
+            if "error" in r:
+                problems.append(f"{LABELS[kind]}: {r['error'][-600:]}")
+        if not ok:
+            lines.append(f"| {LABELS[kind]} | 0/{len(kind_runs)} | FAILED | - | - | - | - | - |")
+            continue
+        eps = _median([r["events_per_s"] for r in ok])
+        assert eps is not None
+        done = _median([r["done_s"] for r in ok])
+        rss = max(r["peak_rss_kib"] for r in ok) / 1024
+        cpu = _median([r["cpu_seconds"] for r in ok])
+        checks = []
+        for r in ok:
+            verdict = compare_checksum(r["checksum"], expected)
+            if r["read"] != n:
+                verdict = f"MISMATCH (read {r['read']:,} of {n:,})"
+            if verdict.startswith("MISMATCH"):
+                problems.append(
+                    f"{LABELS[kind]}: output {r['checksum']} (read {r['read']}) "
+                    f"!= expected {expected} (topic {r['topic_out']})"
+                )
+            checks.append(verdict)
+        ratio = f"{eps / base_eps:.2f}x" if base_eps else "n/a"
+        lines.append(
+            f"| {LABELS[kind]} | {len(ok)}/{len(kind_runs)} | {eps:,.0f} | {done:.2f} s | "
+            f"{rss:.0f} | {cpu:.1f} | {ratio} | {', '.join(sorted(set(checks)))} |"
+        )
+    return lines, problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["job"]:
+        job_main(argv[1:])
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--only", default="base,alo,eo,group2")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument(
+        "--fetch-bytes", type=int, default=64 * 1024, help="max_partition_fetch_bytes, both sides"
+    )
+    ap.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
+    ap.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
+    ap.add_argument("--order-seed", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
+    ap.add_argument("--results-dir", type=Path, default=HERE / "results")
+    ap.add_argument("--json", type=Path, default=None, help="also write the raw runs here")
+    ap.add_argument("--engine", choices=("snapshot", "live"), default="snapshot")
+    a = ap.parse_args(argv)
+    kinds = [k for k in a.only.split(",") if k]
+    for k in kinds:
+        if k not in LABELS:
+            ap.error(f"unknown workload {k!r}; choose from {','.join(LABELS)}")
+
+    from run import git_state, snapshot_engine
+
+    path = cached_events(a.events, a.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="streamcore-bench-kafka-"))
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    if a.engine == "snapshot":
+        engine_dir = tmp / "engine"
+        engine_dir.mkdir()
+        engine = f"snapshot {snapshot_engine(engine_dir)} of {ROOT} ({git_state()})"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_dir), env.get("PYTHONPATH")]))
+    else:
+        engine = f"live checkout {ROOT} ({git_state()})"
+    services: list[Service] = []
+    try:
+        if a.bootstrap is None:
+            kafka = Service("kafka.sh", "KAFKA_BOOTSTRAP", tmp)
+            services.append(kafka)
+            bootstrap = kafka.start()
+            broker = f"private broker at {bootstrap} (scripts/kafka.sh, KRaft, 1 node), stopped at the end"
+        else:
+            bootstrap, broker = a.bootstrap, f"broker at {a.bootstrap} (given)"
+        redis_url, redis_where = a.redis_url, f"Redis at {a.redis_url} (given)"
+        if redis_url is None and "eo" in kinds:
+            redis = Service("redis.sh", "REDIS_URL", tmp)
+            services.append(redis)
+            redis_url = redis.start()
+            redis_where = f"private redis-server at {redis_url} (scripts/redis.sh), stopped at the end"
+        topic_in = f"in-{uuid.uuid4().hex[:8]}"
+        asyncio.run(create_topic(bootstrap, topic_in, a.partitions))
+        t0 = time.perf_counter()
+        n = asyncio.run(fill_topic(bootstrap, topic_in, path))
+        fill_s = time.perf_counter() - t0
+        expected = expected_checksum(path)
+        ctx = {"bootstrap": bootstrap, "topic_in": topic_in, "n": n, "redis_url": redis_url or ""}
+        load_start = Path("/proc/loadavg").read_text().strip()
+        print(f"# input {path} ({n:,} events) -> topic {topic_in}, {a.partitions} partitions, "
+              f"filled in {fill_s:.1f} s", flush=True)  # fmt: skip
+        print(f"# engine: {engine}", flush=True)
+        print(f"# kafka: {broker}; redis: {redis_where}", flush=True)
+        print(f"# expected {expected}", flush=True)
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+        started = time.time()
+        for rnd in range(a.rounds):
+            order = list(kinds)
+            random.Random(a.order_seed * 1000 + rnd).shuffle(order)
+            for kind in order:
+                r = run_workload(kind, a, ctx, env)
+                runs[kind].append(r)
+                if "error" in r:
+                    status = "ERROR " + r["error"][-400:]
+                else:
+                    status = (
+                        f"{r['events_per_s']:>10,.0f} ev/s, done {r['done_s']:.2f} s, "
+                        f"RSS {r['peak_rss_kib'] / 1024:.0f} MiB, read {r['per_process_read']}, "
+                        f"out {r['checksum']}"
+                    )
+                print(f"r{rnd} {kind:7s} wall {r['wall']:6.2f}s {status}", flush=True)
+        minutes = (time.time() - started) / 60
+        load_end = Path("/proc/loadavg").read_text().strip()
+        table, problems = build_table(runs, expected, n)
+        header = [
+            f"streamcore Kafka benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: W2 from topic "
+            f"to topic on {n:,} events ({path.name}), {a.partitions} partitions keyed by user, "
+            f"{a.rounds} round(s), total {minutes:.1f} min",
+            f"Load average start: {load_start}; end: {load_end}. Python "
+            f"{platform.python_version()}, {os.cpu_count()} CPUs; the broker (and Redis) run on "
+            "the same machine.",
+            f"Engine: {engine}.",
+            f"Kafka: {broker}. Redis: {redis_where}.",
+            f"Consumers: max_partition_fetch_bytes={a.fetch_bytes}, batches of up to "
+            f"{BATCH_SIZE} records; producers: acks=all, linger_ms=5. Expected output: "
+            f"{expected}.",
+        ]
+        notes = [
+            "",
+            "events/s: input records over the time from the first batch holding a record to the",
+            "source reaching the end of the input (medians over the runs). 'flow done': from the",
+            "first record until the last window result was written and flushed (or, exactly",
+            "once, its transaction committed after the final checkpoint). Two processes: all",
+            "events over the span from the earliest first record to the latest end; peak RSS is",
+            "the larger of the two processes, CPU the sum. Output check: the output topic",
+            "read back with read_committed against the windows computed from the input file.",
+        ]
+        footer = ["", "Checks: all runs completed and the outputs agree." if not problems else "Problems:"]
+        footer += [f"- {p}" for p in problems]
+        md = "\n".join([*header, "", *table, *notes, *footer]) + "\n"
+        print("\n" + md, flush=True)
+        a.results_dir.mkdir(parents=True, exist_ok=True)
+        (a.results_dir / "kafka.md").write_text(md)
+        if a.json is not None:
+            a.json.write_text(json.dumps({"expected": expected, "runs": runs}, indent=1) + "\n")
+        return 1 if problems else 0
+    finally:
+        for s in reversed(services):
+            try:
+                s.stop()
+            except Exception as exc:
+                print(f"# stopping {s.script.name}: {exc}", file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
