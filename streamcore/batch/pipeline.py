@@ -293,7 +293,9 @@ class Pipeline:
         except RuntimeError:
             pass
         else:
-            raise RuntimeError("run_sync() was called inside a running event loop; use 'await pipe.run()'")
+            from streamcore.runtime.loop import LoopError
+
+            raise LoopError("run_sync() was called inside a running event loop; use 'await pipe.run()'")
 
         async def main() -> PipelineResult:
             try:

@@ -6,9 +6,15 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run_coroutine"]
+from streamcore.errors import StreamcoreError
+
+__all__ = ["LoopError", "run_coroutine"]
 
 T = TypeVar("T")
+
+
+class LoopError(StreamcoreError, RuntimeError):
+    """``run_sync()`` was called where an event loop already runs (await ``run()`` there)."""
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
@@ -19,7 +25,7 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
         pass
     else:
         coro.close()
-        raise RuntimeError("run_sync() cannot be called from a running event loop; await run() instead")
+        raise LoopError("run_sync() cannot be called from a running event loop; await run() instead")
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a core dependency

@@ -159,8 +159,9 @@ async def test_run_sync_inside_a_running_loop_says_to_await_run_instead() -> Non
     out = ListSink()
     flow = sc.Dataflow("sync-in-loop")
     flow.source(IterableSource([1])).sink(out)
-    with pytest.raises(RuntimeError, match=r"run_sync\(\) cannot be called from a running event loop; await run\(\) instead"):
+    with pytest.raises(RuntimeError, match=r"run_sync\(\) cannot be called from a running event loop; await run\(\) instead") as caught:
         flow.run_sync()
+    assert isinstance(caught.value, sc.StreamcoreError)
     assert out.items == []
     await flow.run()  # the flow itself is untouched and still runs
     assert out.items == [1]
