@@ -10,9 +10,12 @@ checksum is known, so interpreter start-up and imports are not counted.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # Workload parameters, identical for every implementation.
@@ -27,6 +30,36 @@ SESSION_GAP_MS = 30_000
 
 WORKLOADS = ("w1", "hop10", "w2", "slide", "session")
 RESULT_PREFIX = "BENCH_RESULT "
+
+
+def job_env(engine_dir: Path | None) -> dict[str, str]:
+    """The environment of a job process: fixed hash seed, ``engine_dir`` (a snapshot of the
+    engine) ahead of the editable install on the import path."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    if engine_dir is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_dir), env.get("PYTHONPATH")]))
+    return env
+
+
+def parse_result(stdout: str, stderr: str, returncode: int | None) -> dict[str, Any]:
+    """A job's ``RESULT_PREFIX`` line as a dict, or ``{"error": ...}`` with the output's tail."""
+    for line in stdout.splitlines():
+        if line.startswith(RESULT_PREFIX) and returncode == 0:
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            return result
+    return {"error": f"exit status {returncode}: {(stderr or stdout).strip()[-2000:]}"}
+
+
+def run_job_process(cmd: list[str], timeout: float, engine_dir: Path | None) -> dict[str, Any]:
+    """Run one job in a fresh interpreter; its parsed result (with ``wall`` seconds)."""
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=job_env(engine_dir), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:g} s", "wall": time.perf_counter() - started}
+    result = parse_result(proc.stdout, proc.stderr, proc.returncode)
+    result["wall"] = time.perf_counter() - started
+    return result
 
 
 def identity(x: Any) -> Any:

@@ -74,7 +74,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import OUT_OF_ORDER_MS, RESULT_PREFIX, TUMBLE_MS, peak_rss_kib  # noqa: E402
+from _common import OUT_OF_ORDER_MS, RESULT_PREFIX, TUMBLE_MS, peak_rss_kib, run_job_process  # noqa: E402
 from gen_events import DEFAULT_EVENTS, DEFAULT_SEED, cached_events  # noqa: E402
 
 ROOT = HERE.parent
@@ -522,23 +522,7 @@ def run_job(
         from run import warm_page_cache
 
         warm_page_cache(warm)
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    if engine_dir is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_dir), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, str(THIS), "job", *args]
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:g} s", "wall": time.perf_counter() - started}
-    wall = time.perf_counter() - started
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            result["wall"] = wall
-            return result
-    tail = (proc.stderr or proc.stdout).strip()[-2000:]
-    return {"error": f"exit status {proc.returncode}: {tail}", "wall": wall}
+    return run_job_process([sys.executable, str(THIS), "job", *args], timeout, engine_dir)
 
 
 def _median(values: list[float]) -> float | None:

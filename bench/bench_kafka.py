@@ -67,6 +67,8 @@ from _common import (  # noqa: E402
     OUT_OF_ORDER_MS,
     RESULT_PREFIX,
     TUMBLE_MS,
+    job_env,
+    parse_result,
     peak_rss_kib,
     sum_units,
     window_checksum,
@@ -457,10 +459,7 @@ def collect(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
         proc.kill()
         proc.communicate()
         return {"error": f"timed out after {timeout:g} s"}
-    for line in out.splitlines():
-        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
-            return json.loads(line[len(RESULT_PREFIX) :])
-    return {"error": f"exit status {proc.returncode}: {(err or out).strip()[-2000:]}"}
+    return parse_result(out, err, proc.returncode)
 
 
 def run_workload(
@@ -616,14 +615,14 @@ def main(argv: list[str] | None = None) -> int:
 
     path = cached_events(a.events, a.seed)
     tmp = Path(tempfile.mkdtemp(prefix="streamcore-bench-kafka-"))
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    engine_dir: Path | None = None
     if a.engine == "snapshot":
         engine_dir = tmp / "engine"
         engine_dir.mkdir()
         engine = f"snapshot {snapshot_engine(engine_dir)} of {ROOT} ({git_state()})"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_dir), env.get("PYTHONPATH")]))
     else:
         engine = f"live checkout {ROOT} ({git_state()})"
+    env = job_env(engine_dir)
     services: list[Service] = []
     try:
         if a.bootstrap is None:

@@ -55,7 +55,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import RESULT_PREFIX, WORKLOADS  # noqa: E402
+from _common import WORKLOADS, run_job_process  # noqa: E402
 from gen_events import DEFAULT_EVENTS, DEFAULT_SEED, cached_events  # noqa: E402
 
 ROOT = HERE.parent
@@ -137,24 +137,8 @@ def run_job(job: Job, path: Path, timeout: float, engine_dir: Path | None) -> di
     """Run one job in a fresh interpreter; its parsed result line, or an ``error``."""
     if job.workload != "hop10":
         warm_page_cache(path)
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    if engine_dir is not None:
-        # Ahead of the editable install (a meta-path finder consulted after sys.path).
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_dir), env.get("PYTHONPATH")]))
     cmd = [sys.executable, str(IMPLS[job.impl]), job.workload, str(path), str(job.n)]
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:g} s", "wall": time.perf_counter() - started}
-    wall = time.perf_counter() - started
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            result["wall"] = wall
-            return result
-    tail = (proc.stderr or proc.stdout).strip()[-1500:]
-    return {"error": f"exit status {proc.returncode}: {tail}", "wall": wall}
+    return run_job_process(cmd, timeout, engine_dir)
 
 
 def compare_checksum(got: dict[str, Any], ref: dict[str, Any]) -> str:
