@@ -377,6 +377,8 @@ class SourceActor:
         self.is_idle = False
         self.finished = False
         self._stop = asyncio.Event()
+        self._paused = False
+        self._poke = asyncio.Event()
         self.checkpoint: CheckpointCoordinator | None = None
         self._barrier: tuple[int, bool] | None = None
         # Partitioned sources: the largest event time and the last data time per partition.
@@ -392,10 +394,17 @@ class SourceActor:
     def request_stop(self) -> None:
         """Stop reading; end the stream after the batch in hand (graceful drain)."""
         self._stop.set()
+        self._poke.set()
+
+    def request_pause(self) -> None:
+        """Stop reading after the batch in hand but keep the stream open: barriers still
+        pass, so a checkpoint taken now holds everything read (see ``Runtime.suspend``)."""
+        self._paused = True
 
     def request_barrier(self, checkpoint_id: int, full: bool) -> None:
         """Inject checkpoint barrier ``checkpoint_id`` after the batch in hand."""
         self._barrier = (checkpoint_id, full)
+        self._poke.set()
 
     def enable_checkpoints(self, coordinator: CheckpointCoordinator) -> None:
         """Take part in ``coordinator``'s checkpoints (as a source: inject barriers)."""
@@ -462,6 +471,9 @@ class SourceActor:
         rate_start = monotonic()
         rate_count = 0
         while not stop.is_set():
+            if self._paused:
+                await self._paused_step(poll_s)
+                continue
             waited = perf_counter()
             records = await source.read_batch(self.batch_size, poll_s)
             self.idle_s += perf_counter() - waited
@@ -523,6 +535,20 @@ class SourceActor:
                     await asyncio.sleep(ahead_s)
         await self.head.on_end()
         self.finished = True
+
+    async def _paused_step(self, poll_s: float) -> None:
+        """While paused: pass barriers on, read nothing."""
+        if self.dead.pending:
+            await self.dead.flush()
+        if self._barrier is not None:
+            await self._inject_barrier()
+            return
+        self._poke.clear()
+        waiter = asyncio.ensure_future(self._poke.wait())
+        try:
+            await asyncio.wait([waiter], timeout=poll_s)
+        finally:
+            waiter.cancel()
 
     async def _partition_watermark(self, records: list[Any] | None, timestamps: list[int] | None) -> None:
         """Watermark of a partitioned source: the minimum over partitions not idle.

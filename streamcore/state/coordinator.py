@@ -88,8 +88,11 @@ class _Unencodable(CheckpointError):
 class CheckpointCoordinator:
     """One per running flow (and per restart): owns the flow's keys in the store."""
 
-    def __init__(self, flow: str, config: Checkpointing) -> None:
+    def __init__(self, flow: str, config: Checkpointing, *, owns_store: bool = True) -> None:
         self.flow = flow
+        self.owns_store = owns_store
+        """False when the store is shared (the tasks of a scaled-out flow): whoever
+        shares it opens and closes it."""
         self.config = config
         self.store = config.store
         self.actors: list[str] = []
@@ -109,6 +112,10 @@ class CheckpointCoordinator:
         """The keys each known checkpoint wrote, so pruning needs no SCAN."""
         self._pending: _Pending | None = None
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        """Set by ``stop`` and ``suspend``: ``run_periodic`` looks at its flags at once."""
+        self._periodic_off = False
+        self._one_at_a_time = asyncio.Lock()
         self._deferred: list[Callable[[], Awaitable[None]]] = []
         self._force_full = True
         self._since_full = 0
@@ -141,11 +148,13 @@ class CheckpointCoordinator:
 
     async def open(self) -> None:
         """Connect to the store (a ``StateError`` names where it could not)."""
-        await self.store.open()
+        if self.owns_store:
+            await self.store.open()
 
     async def close(self) -> None:
         """Disconnect from the store."""
-        await self.store.close()
+        if self.owns_store:
+            await self.store.close()
 
     async def restore(self) -> Restored | None:
         """The newest usable complete checkpoint, or None when there is none at all."""
@@ -287,19 +296,42 @@ class CheckpointCoordinator:
         inside a client library), and a flow must not outlive its actors.
         """
         self._stopping.set()
+        self._wake.set()
 
     async def run_periodic(self) -> None:
-        """Take a checkpoint every interval until ``stop()``; raise once failures are too many."""
-        stopping = self._stopping
+        """Take a checkpoint every interval until ``stop()`` or ``suspend()``; raise once
+        failures are too many."""
+        stopping, wake = self._stopping, self._wake
         while not stopping.is_set():
-            waiter = asyncio.ensure_future(stopping.wait())
+            waiter = asyncio.ensure_future(wake.wait())
             try:
                 await asyncio.wait([waiter], timeout=self.config.interval_s)
             finally:
                 waiter.cancel()
-            if stopping.is_set() or self.all_finished:
+            if stopping.is_set() or self._periodic_off or self.all_finished:
                 return
-            await self.checkpoint()
+            async with self._one_at_a_time:
+                if self._periodic_off:
+                    return
+                await self.checkpoint()
+
+    async def suspend(self) -> int:
+        """Stop the periodic checkpoints and take one more now, retrying within the limits.
+
+        For a flow stopping without ending its stream (its sources paused first, so the
+        checkpoint holds everything read): the sinks have committed its output when this
+        returns. Returns the checkpoint's id."""
+        self._periodic_off = True
+        self._wake.set()
+        async with self._one_at_a_time:
+            while True:
+                if self._stopping.is_set():
+                    raise CheckpointError(f"flow {self.flow!r} stopped before its suspend checkpoint")
+                n = self.next_id
+                if await self.checkpoint():
+                    return n
+                # Pausing between attempts is the point: the store may be back soon.
+                await asyncio.sleep(min(self.config.interval_s, 1.0))
 
     async def checkpoint(self) -> bool:
         """Take one checkpoint; True when it completed. Raises ``CheckpointError`` when failures
