@@ -30,9 +30,9 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, ClassVar
 
-from streamcore.errors import SourceError
+from streamcore.errors import GraphError, SourceError
 
-__all__ = ["Sink", "SinkContext", "Source", "SourceContext"]
+__all__ = ["PartitionGroup", "Sink", "SinkContext", "Source", "SourceContext"]
 
 log = logging.getLogger("streamcore.io")
 
@@ -112,6 +112,46 @@ class Source:
     async def close(self) -> None:
         """Release whatever ``open`` took."""
 
+    # -- scale-out over processes (e.g. a Kafka consumer group) -------------------------
+
+    def partition_group(self) -> PartitionGroup | None:
+        """The group whose members share this source's partitions, or None.
+
+        A source that returns a group is run under checkpointing as one *task* per
+        partition assigned to this process: a copy of the flow reading only that
+        partition, with state and checkpoints of its own that move with the partition
+        (docs/scale-out.md)."""
+        return None
+
+
+AssignmentCallback = Callable[[list[str]], Awaitable[None]]
+
+
+class PartitionGroup:
+    """Membership of a group that splits a source's partitions between processes.
+
+    The runtime calls ``run(on_assigned, on_revoked)`` once; it joins the group and
+    awaits ``on_revoked(partitions)`` before giving partitions up (the tasks of those
+    partitions stop at a checkpoint there) and ``on_assigned(partitions)`` once new
+    ones are its own. ``run`` returns after ``leave()``.
+    """
+
+    finite: bool = False
+    """True when the source ends (e.g. ``stop_at_end``): the process then leaves the
+    group once the task of every partition it holds has reached the end."""
+
+    async def run(self, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback) -> None:
+        """Stay in the group, reporting assignment changes, until ``leave()``."""
+        raise NotImplementedError
+
+    def leave(self) -> None:
+        """Ask ``run`` to revoke everything it holds, leave the group and return."""
+        raise NotImplementedError
+
+    def task_source(self, partition: str) -> Source:
+        """A fresh source that reads only ``partition``."""
+        raise NotImplementedError
+
 
 class SinkContext:
     """What the runtime tells a sink.
@@ -146,6 +186,20 @@ class Sink:
         """Release after the flow failed; by default the same as ``close``. Override it
         to discard output instead of publishing it (e.g. abort a transaction)."""
         await self.close()
+
+    def for_task(self, task: str) -> Sink:
+        """The sink for one partition task of a scaled-out flow (``task`` names it).
+
+        A sink without checkpoint state may be shared by every task, so by default it is
+        ``self``; a sink with checkpoint state (``supports_checkpoints``) needs an
+        instance per task and must override this."""
+        if self.supports_checkpoints:
+            raise GraphError(
+                f"sink {type(self).__name__} keeps checkpoint state and does not say how to "
+                "split it between partition tasks (Sink.for_task); it cannot be used in a flow "
+                "that scales out over a partition group"
+            )
+        return self
 
     # -- checkpoint hooks (exactly-once sinks set supports_checkpoints = True) --------
 

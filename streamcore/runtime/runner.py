@@ -101,10 +101,14 @@ class NullStep(Step):
 class Runtime:
     """The running form of a flow: its actors, mailboxes and tasks."""
 
-    def __init__(self, flow: Dataflow, checkpoint: Checkpointing | None = None) -> None:
+    def __init__(
+        self, flow: Dataflow, checkpoint: Checkpointing | None = None, *, store_shared: bool = False
+    ) -> None:
         validate(flow)
         self.flow = flow
         self.checkpoint = checkpoint
+        self.store_shared = store_shared
+        """The checkpoint store is opened and closed by someone else (a task's runner)."""
         self.plan: Plan = plan(flow.nodes, chaining=flow.chaining)
         self.actors: list[Actor | SourceActor] = []
         self.mailboxes: dict[str, Mailbox] = {}
@@ -116,6 +120,9 @@ class Runtime:
         self._dead_group: ActorGroup | None = None
         self._dead_channels: dict[tuple[int, int], int] = {}
         self.coordinator: CheckpointCoordinator | None = None
+        self._started = asyncio.Event()
+        """Set once the actors run (after restoring, under checkpointing)."""
+        self._suspended = asyncio.Event()
         self._build()
 
     # -- building ----------------------------------------------------------------
@@ -288,7 +295,7 @@ class Runtime:
                 )
         from streamcore.state.coordinator import CheckpointCoordinator
 
-        coordinator = CheckpointCoordinator(self.flow.name, config)
+        coordinator = CheckpointCoordinator(self.flow.name, config, owns_store=not self.store_shared)
         await coordinator.open()
         self.coordinator = coordinator
         restored = await coordinator.restore()
@@ -325,7 +332,7 @@ class Runtime:
             if self.checkpoint is not None and self.coordinator is None:
                 await self.prepare_checkpoints()
             await self._run_actors()
-            if self.coordinator is not None:
+            if self.coordinator is not None and not self._suspended.is_set():
                 await self.coordinator.finish()
         finally:
             if self.coordinator is not None:
@@ -346,11 +353,15 @@ class Runtime:
             )
             tasks[periodic] = None
         pending = {t for t, a in tasks.items() if a is not None}
-        watched = set(tasks)
+        suspended: asyncio.Task[Any] = loop.create_task(self._suspended.wait())
+        watched: set[asyncio.Task[Any]] = {*tasks, suspended}
+        self._started.set()
         try:
-            while pending:
+            while pending and not self._suspended.is_set():
                 done, watched = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
+                    if task is suspended:
+                        continue
                     pending.discard(task)
                     exc = task.exception()
                     if exc is not None:
@@ -359,6 +370,7 @@ class Runtime:
                             raise exc
                         raise wrap_actor_error(owner.name, exc)
         finally:
+            suspended.cancel()
             if self.coordinator is not None:
                 self.coordinator.stop()
             everything = [t for t in tasks if not t.done()]
@@ -374,6 +386,34 @@ class Runtime:
         for actor in self.actors:
             if isinstance(actor, SourceActor):
                 actor.request_stop()
+
+    async def suspend(self, timeout_s: float = 60.0) -> None:
+        """Stop at a checkpoint without ending the stream (windows stay open).
+
+        Sources stop reading after the batch in hand, one more checkpoint is taken and
+        committed, and then every actor is stopped: what was read is in that checkpoint
+        and its output is published, and a run of the same flow resumes exactly there.
+        A graceful stop (``request_stop``) would end the stream instead, firing every
+        open window. Needs checkpointing; returns once ``run`` has returned or failed.
+        """
+        if self.checkpoint is None:
+            raise CheckpointError("suspend() needs a flow run with checkpoint=")
+        waiter = asyncio.ensure_future(self._started.wait())
+        try:
+            await asyncio.wait([waiter], timeout=timeout_s)
+        finally:
+            waiter.cancel()
+        if not self._started.is_set():
+            raise CheckpointError(f"flow {self.flow.name!r} did not start within {timeout_s}s")
+        coordinator = self.coordinator
+        assert coordinator is not None
+        if coordinator.all_finished:
+            return  # the stream ended already; its final checkpoint covers everything
+        for actor in self.actors:
+            if isinstance(actor, SourceActor):
+                actor.request_pause()
+        await coordinator.suspend()
+        self._suspended.set()
 
     def statistics(self) -> FlowStatistics:
         """A snapshot of every actor's and mailbox's counters."""
@@ -407,6 +447,13 @@ async def run_flow(
     checkpointing is on) up to ``restart.attempts`` times; graph errors, a state value
     that cannot be encoded and an unreachable store at start are not retried.
     """
+    if checkpoint is not None:
+        from streamcore.runtime.tasks import PartitionedRuntime, partition_group_of
+
+        if partition_group_of(flow) is not None:
+            flow.restarts = 0
+            await PartitionedRuntime(flow, checkpoint, restart).run()
+            return
     restarts = 0
     while True:
         runtime = Runtime(flow, checkpoint)
@@ -416,7 +463,7 @@ async def run_flow(
             await runtime.run()
             return
         except StreamcoreError as exc:
-            if restart is None or restarts >= restart.attempts or not _restartable(exc, runtime):
+            if restart is None or restarts >= restart.attempts or not restartable(exc, runtime):
                 raise
             restarts += 1
             wait_s = restart.wait_s(restarts)
@@ -428,7 +475,8 @@ async def run_flow(
             await asyncio.sleep(wait_s)
 
 
-def _restartable(exc: StreamcoreError, runtime: Runtime) -> bool:
+def restartable(exc: StreamcoreError, runtime: Runtime) -> bool:
+    """Whether a restart policy may retry after ``exc`` ended ``runtime``."""
     if isinstance(exc, GraphError) or "cannot checkpoint its state" in str(exc):
         return False
     # A store that could not be reached before the first actor started is a setup error.
