@@ -37,6 +37,7 @@ Design: docs/connectors-kafka.md#sink, docs/connectors-kafka.md#exactly-once
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import ssl
 import sys
@@ -164,6 +165,22 @@ class KafkaSink(Sink):
         """Items written while a sealed group holds the open transaction (not sent)."""
         self._seq = 0
         self._parked = False
+
+    def for_task(self, task: str) -> KafkaSink:
+        """A sink of its own for one partition task of a scaled-out flow: a transactional
+        id per task (``<transactional_id>-<task>`` when one was given; by default the
+        task's flow name is in it), so a task that moved fences its earlier owner."""
+        sink = copy.copy(self)
+        if self.transactional_id is not None:
+            sink.transactional_id = f"{self.transactional_id}-{task}"
+        sink.producer_options = dict(self.producer_options)
+        sink._producer = None
+        sink._lock = asyncio.Lock()
+        sink._restore_state = None
+        sink._watchdog = None
+        sink._run = 0
+        sink._reset_run_state()
+        return sink
 
     def __repr__(self) -> str:
         mode = "exactly-once" if self.exactly_once else "at-least-once"

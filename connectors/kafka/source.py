@@ -30,7 +30,7 @@ import logging
 import ssl
 from collections.abc import Collection, Mapping
 from time import monotonic
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -40,6 +40,9 @@ from connectors.kafka._formats import key_decoder, value_decoder
 from connectors.kafka._record import KafkaRecord, parse_partition_id, partition_id
 from streamcore.errors import SourceError
 from streamcore.io import Source, SourceContext
+
+if TYPE_CHECKING:
+    from connectors.kafka.group import KafkaPartitionGroup
 
 __all__ = ["KafkaSource"]
 
@@ -142,6 +145,9 @@ class KafkaSource(Source):
         self._decode_value = value_decoder(value_format, avro_schema, confluent_schemas)
         self._decode_key = key_decoder(key_format)
         self._consumer: AIOKafkaConsumer | None = None
+        self._only: str | None = None
+        """A task copy (scale-out): the one partition it reads, assigned by hand."""
+        self._group: KafkaPartitionGroup | None = None
         self._reset_run_state()
 
     def _reset_run_state(self) -> None:
@@ -159,7 +165,30 @@ class KafkaSource(Source):
 
     def __repr__(self) -> str:
         what = self.topics if self.topics else f"pattern={self.pattern!r}"
+        if self._only is not None:
+            what = f"partition {self._only}"
         return f"<KafkaSource {what} {self.connection.servers!r}>"
+
+    # -- scale-out -------------------------------------------------------------------
+
+    def partition_group(self) -> KafkaPartitionGroup | None:
+        """With ``group_id``: the consumer group whose members (processes running this
+        flow) share the partitions; under checkpointing each partition then runs as a
+        task of its own (docs/scale-out.md)."""
+        if self.group_id is None or self._only is not None:
+            return None
+        from connectors.kafka.group import KafkaPartitionGroup
+
+        return KafkaPartitionGroup(self)
+
+    def _make_task(self, partition: str, group: KafkaPartitionGroup) -> None:
+        """Turn this (shallow) copy into the source of one partition's task."""
+        parse_partition_id(partition)
+        self.group_id = None
+        self._only = partition
+        self._group = group
+        self._consumer = None
+        self._reset_run_state()
 
     @property
     def _name(self) -> str:
@@ -194,15 +223,18 @@ class KafkaSource(Source):
         )
         self._consumer = consumer
         try:
-            await self._subscribe(consumer)
+            if self._only is not None:
+                await self._assign_only(consumer, self._only)
+            else:
+                await self._subscribe(consumer)
             await self._sync_assignment()
         except BaseException:
             self._consumer = None
             await stop_quietly(_stop_consumer, consumer)
             raise
 
-    async def _subscribe(self, consumer: AIOKafkaConsumer) -> None:
-        """Check the topics exist, subscribe, and wait (bounded) for an assignment."""
+    async def _check_topics(self, consumer: AIOKafkaConsumer) -> None:
+        """Fail naming the listed topics that do not exist."""
         if self.topics:
             try:
                 existing = await asyncio.wait_for(consumer.topics(), self.connection.timeout_s)
@@ -214,6 +246,19 @@ class KafkaSource(Source):
                     f"topic(s) {missing} do not exist at {self.connection.servers!r}; create them "
                     "first (or check the names)"
                 )
+
+    async def _assign_only(self, consumer: AIOKafkaConsumer, partition: str) -> None:
+        """A task reads one partition: resume at the checkpoint, else the group's offset."""
+        topic, number = parse_partition_id(partition)
+        consumer.assign([TopicPartition(topic, number)])
+        if partition not in self._next and self._group is not None:
+            committed = await self._group.committed(partition)
+            if committed is not None:
+                self._next[partition] = committed
+
+    async def _subscribe(self, consumer: AIOKafkaConsumer) -> None:
+        """Check the topics exist, subscribe, and wait (bounded) for an assignment."""
+        await self._check_topics(consumer)
         try:
             consumer.subscribe(
                 topics=self.topics or (), pattern=self.pattern, listener=_Listener(self)
@@ -404,6 +449,9 @@ class KafkaSource(Source):
         For monitoring (lag) and for other tools: this source resumes from checkpoints.
         Partitions not assigned now are left out; without ``group_id`` nothing is done.
         """
+        if self._group is not None:
+            await self._group.commit(position or {})
+            return
         consumer = self._consumer
         if consumer is None or self.group_id is None or not position:
             return

@@ -1,0 +1,187 @@
+"""``KafkaPartitionGroup``: consumer-group membership for a scaled-out flow.
+
+One consumer per process joins the group of a ``KafkaSource`` and subscribes to its
+topics; it reads nothing itself (every partition it is given is paused at once). Its
+only jobs are to learn which partitions are this process's, to tell the runtime (which
+runs one task per partition, each with its own consumer on that partition alone), and
+to commit offsets on behalf of those tasks once their checkpoints complete.
+
+Invariants:
+1. Partitions are reported revoked (and the runtime's callback has returned, so their
+   tasks stopped at a checkpoint) before the consumer rejoins: aiokafka awaits the
+   rebalance listener. aiokafka's protocol is eager, so a rebalance revokes every
+   partition of every member first.
+2. ``leave()`` revokes what is held, then stops the consumer, which leaves the group at
+   once instead of after the session timeout.
+3. Offsets are committed only for partitions held now (others belong to someone else).
+Design: docs/scale-out.md
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from connectors.kafka._client import describe, start_with_retry, stop_quietly
+from connectors.kafka._record import parse_partition_id, partition_id
+from streamcore.errors import SourceError
+from streamcore.io import PartitionGroup, Source
+
+if TYPE_CHECKING:
+    from connectors.kafka.source import KafkaSource
+    from streamcore.io import AssignmentCallback
+
+__all__ = ["KafkaPartitionGroup"]
+
+log = logging.getLogger("connectors.kafka")
+
+_POLL_MS = 200
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, group: KafkaPartitionGroup) -> None:
+        self._group = group
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        await self._group._revoke([partition_id(tp.topic, tp.partition) for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        await self._group._assign(assigned)
+
+
+class KafkaPartitionGroup(PartitionGroup):
+    """The consumer group of ``source``, shared by every process running the flow."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        assert source.group_id is not None
+        self.source = source
+        self.group_id = source.group_id
+        self.finite = source.stop_at_end
+        self.held: set[str] = set()
+        """Partitions this process holds now (their tasks run)."""
+        self._consumer: AIOKafkaConsumer | None = None
+        self._leaving = asyncio.Event()
+        self._on_assigned: AssignmentCallback | None = None
+        self._on_revoked: AssignmentCallback | None = None
+
+    def __repr__(self) -> str:
+        return f"<KafkaPartitionGroup {self.group_id!r} held={sorted(self.held)}>"
+
+    def _error(self, message: str) -> SourceError:
+        return SourceError(f"Kafka consumer group {self.group_id!r}: {message}")
+
+    async def run(self, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback) -> None:
+        """Join, report assignment changes, and leave once ``leave()`` is called."""
+        self._on_assigned, self._on_revoked = on_assigned, on_revoked
+        src = self.source
+        options = {
+            **src.connection.options(),
+            "group_id": self.group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": src.start,
+            **src.consumer_options,
+        }
+
+        async def start(consumer: AIOKafkaConsumer) -> None:
+            await consumer.start()
+
+        async def stop(consumer: AIOKafkaConsumer) -> None:
+            await consumer.stop()
+
+        consumer = await start_with_retry(
+            lambda: AIOKafkaConsumer(**options), start, stop, src.connection, self._error
+        )
+        self._consumer = consumer
+        try:
+            await src._check_topics(consumer)
+            try:
+                consumer.subscribe(topics=src.topics or (), pattern=src.pattern, listener=_Listener(self))
+            except (KafkaError, ValueError) as exc:
+                raise self._error(f"cannot subscribe: {describe(exc)}") from exc
+            while not self._leaving.is_set():
+                # Polling keeps the membership alive (max_poll_interval_ms); every
+                # partition is paused, so nothing is fetched.
+                waiter = asyncio.ensure_future(self._leaving.wait())
+                poll = asyncio.ensure_future(consumer.getmany(timeout_ms=_POLL_MS))
+                try:
+                    await asyncio.wait([waiter, poll], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                    if not poll.done():
+                        poll.cancel()
+                failed = poll.exception() if poll.done() and not poll.cancelled() else None
+                if failed is not None:
+                    raise self._error(f"membership failed: {describe(failed)}") from failed
+            await self._revoke(sorted(self.held))
+        finally:
+            self._consumer = None
+            await stop_quietly(stop, consumer)
+
+    def leave(self) -> None:
+        """Revoke every partition held and leave the group (``run`` then returns)."""
+        self._leaving.set()
+
+    async def _assign(self, assigned: Collection[TopicPartition]) -> None:
+        consumer = self._consumer
+        if consumer is not None and assigned:
+            consumer.pause(*assigned)
+        new = sorted(partition_id(tp.topic, tp.partition) for tp in assigned)
+        new = [p for p in new if p not in self.held]
+        if self._leaving.is_set() or not new:
+            return
+        self.held.update(new)
+        assert self._on_assigned is not None
+        await self._on_assigned(new)
+
+    async def _revoke(self, partitions: list[str]) -> None:
+        gone = [p for p in partitions if p in self.held]
+        if not gone:
+            return
+        assert self._on_revoked is not None
+        try:
+            await self._on_revoked(gone)
+        finally:
+            self.held.difference_update(gone)
+
+    def task_source(self, partition: str) -> Source:
+        """A copy of the source reading ``partition`` only, committing through this group."""
+        task = copy.copy(self.source)
+        task._make_task(partition, self)
+        return task
+
+    async def committed(self, partition: str) -> int | None:
+        """The group's committed offset of ``partition`` (None if none or not reachable)."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        topic, number = parse_partition_id(partition)
+        try:
+            return await asyncio.wait_for(
+                consumer.committed(TopicPartition(topic, number)), self.source.connection.timeout_s
+            )
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("cannot read the committed offset partition=%s error=%r", partition, describe(exc))
+            return None
+
+    async def commit(self, position: Mapping[str, Any]) -> None:
+        """Commit the offsets of ``position`` for the partitions held now (invariant 3)."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        offsets = {}
+        for pid, offset in position.items():
+            if pid in self.held:
+                topic, number = parse_partition_id(pid)
+                offsets[TopicPartition(topic, number)] = int(offset)
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            raise self._error(f"committing offsets failed: {describe(exc)}") from exc
