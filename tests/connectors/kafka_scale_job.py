@@ -1,0 +1,49 @@
+"""The flow the scale-out test runs in several ``streamcore run`` processes at once.
+
+``streamcore run tests/connectors/kafka_scale_job.py:flow --state REDIS_URL`` with
+``SCALE_BOOTSTRAP``, ``SCALE_TOPIC_IN``, ``SCALE_TOPIC_OUT`` in the environment: the
+input topic (keyed by user) -> tumbling windows per user -> the output topic, exactly
+once, every process in the consumer group ``g-<topic in>``. The stream never ends:
+the processes run until SIGTERM (or SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamcore as sc
+from connectors.kafka import KafkaSink, KafkaSource
+
+
+def build(bootstrap: str, topic_in: str, topic_out: str) -> sc.Dataflow:
+    """Windows per user over the input topic, written to the output topic in transactions."""
+    flow = sc.Dataflow(f"kafka-scale-{topic_in}")
+    (
+        flow.source(
+            KafkaSource(
+                topic_in,
+                bootstrap_servers=bootstrap,
+                group_id=f"g-{topic_in}",
+                # A killed member's partitions move after the session timeout: the
+                # broker's minimum, so the test does not wait longer than it must.
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=1000,
+            ),
+            name="kafka",
+            timestamp=lambda r: r.value["ts"],
+            batch_size=200,
+        )
+        .map(lambda r: r.value)
+        .key_by(lambda e: e["user"])
+        .window(sc.TumblingWindows(1000))
+        .aggregate({"n": sc.agg.count(), "total": sc.agg.sum(lambda e: e["amount"])})
+        .map(lambda r: {"user": r.key, "start": r.start, "n": r.value["n"], "total": r.value["total"]})
+        .sink(KafkaSink(topic_out, bootstrap_servers=bootstrap, key=lambda v: v["user"], exactly_once=True),
+              name="out")
+    )
+    return flow
+
+
+def flow() -> sc.Dataflow:
+    """The flow, from the environment (see the module docstring)."""
+    return build(os.environ["SCALE_BOOTSTRAP"], os.environ["SCALE_TOPIC_IN"], os.environ["SCALE_TOPIC_OUT"])
