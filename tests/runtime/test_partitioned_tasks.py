@@ -1,0 +1,156 @@
+"""``PartitionedRuntime`` with a partition group driven by the test: one task per
+assigned partition, revoked tasks stop at a checkpoint, reassigned ones resume from it.
+(The same against a real Kafka consumer group: tests/connectors/test_kafka_scale_out.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import streamcore as sc
+from connectors.files import JsonLinesSource
+from connectors.memory import ListSink
+from streamcore.errors import GraphError
+from streamcore.io import AssignmentCallback, PartitionGroup, Source
+from streamcore.runtime.tasks import PartitionedRuntime, partition_group_of, task_flow
+from tests.state.test_checkpoints import TxSink, write_events
+
+
+class HandGroup(PartitionGroup):
+    """A group whose assignment the test changes by hand; partitions are files."""
+
+    finite = True
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.files = files
+        self.commands: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
+        self.held: set[str] = set()
+
+    async def run(self, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback) -> None:
+        while True:
+            what, parts = await self.commands.get()
+            if what == "leave":
+                await on_revoked(sorted(self.held))
+                self.held.clear()
+                return
+            if what == "assign":
+                self.held.update(parts)
+                await on_assigned(parts)
+            else:
+                self.held.difference_update(parts)
+                await on_revoked(parts)
+
+    def leave(self) -> None:
+        self.commands.put_nowait(("leave", []))
+
+    def task_source(self, partition: str) -> Source:
+        return JsonLinesSource(self.files[partition])
+
+
+class GroupedSource(JsonLinesSource):
+    """Stands for a Kafka source with a group: only its partition group matters."""
+
+    def __init__(self, group: HandGroup) -> None:
+        super().__init__(next(iter(group.files.values())))
+        self.group = group
+
+    def partition_group(self) -> PartitionGroup | None:
+        return self.group
+
+
+class TaskSinks(sc.Sink):
+    """An exactly-once sink per task, remembered by task name."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, TxSink] = {}
+
+    def for_task(self, task: str) -> sc.Sink:
+        return self.tasks.setdefault(task, TxSink())
+
+    def write_batch(self, records: list[Any]) -> None:
+        raise AssertionError("a scaled-out flow writes to the task sinks only")
+
+
+def build(name: str, source: sc.Source, sink: Any, *, rate: float) -> sc.Dataflow:
+    flow = sc.Dataflow(name)
+    (
+        flow.source(source, timestamp=lambda e: e["ts"], batch_size=100, max_rate=rate, name="src")
+        .key_by(lambda e: e["user"])
+        .window(sc.TumblingWindows(1000))
+        .aggregate({"n": sc.agg.count()})
+        .map(lambda r: [r.key, r.start, r.value["n"]])
+        .sink(sink, name="out")
+    )
+    return flow
+
+
+async def wait_until(condition: Any, deadline_s: float = 20.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for i in range(3):
+        out[f"t:{i}"] = tmp_path / f"p{i}.jsonl"
+        write_events(out[f"t:{i}"], 4_000, seed=i)
+    return out
+
+
+async def reference(path: Path) -> list[Any]:
+    out = ListSink()
+    await build("reference", JsonLinesSource(path), out, rate=1e9).run()
+    return out.items
+
+
+async def test_revoked_tasks_stop_at_a_checkpoint_and_resume_where_they_stopped(files: dict[str, Path]) -> None:
+    group = HandGroup(files)
+    sinks = TaskSinks()
+    flow = build("tasks", GroupedSource(group), sinks, rate=20_000)
+    runtime = PartitionedRuntime(flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05))
+    run = asyncio.ensure_future(runtime.run())
+    group.commands.put_nowait(("assign", ["t:0", "t:1", "t:2"]))
+    await wait_until(lambda: all(len(s.published) > 10 for s in sinks.tasks.values()) and len(sinks.tasks) == 3)
+    group.commands.put_nowait(("revoke", ["t:1"]))
+    await wait_until(lambda: "t:1" not in runtime.tasks)
+    stopped_at = len(sinks.tasks["t:1"].published)
+    group.commands.put_nowait(("assign", ["t:1"]))
+    await asyncio.wait_for(run, 60)
+    for p, path in files.items():
+        assert sinks.tasks[p].published == await reference(path), p
+    assert 0 < stopped_at < len(await reference(files["t:1"]))
+    assert sorted(runtime.finished) == ["t:0", "t:1", "t:2"]
+
+
+async def test_a_partition_group_flow_reads_that_source_only(files: dict[str, Path]) -> None:
+    flow = sc.Dataflow("two")
+    a = flow.source(GroupedSource(HandGroup(files)))
+    b = flow.source(JsonLinesSource(files["t:0"]))
+    a.union(b).sink(ListSink())
+    with pytest.raises(GraphError, match="reads that source only"):
+        partition_group_of(flow)
+
+
+def test_a_sink_with_checkpoint_state_must_say_how_to_split_it(files: dict[str, Path]) -> None:
+    flow = build("split", GroupedSource(HandGroup(files)), TxSink(), rate=1e9)
+    with pytest.raises(GraphError, match="Sink.for_task"):
+        task_flow(flow, "t:0", JsonLinesSource(files["t:0"]))
+
+
+def test_a_task_flow_is_a_copy_named_after_its_partition(files: dict[str, Path]) -> None:
+    shared = ListSink()
+    flow = build("copy", GroupedSource(HandGroup(files)), shared, rate=1e9)
+    source = JsonLinesSource(files["t:2"])
+    copy = task_flow(flow, "t:2", source)
+    assert copy.name == "copy@t:2"
+    assert [n.name for n in copy.nodes] == [n.name for n in flow.nodes]
+    assert copy.nodes[0].source is source  # type: ignore[attr-defined]
+    assert copy.nodes[-1].sink is shared  # type: ignore[attr-defined]
+    assert all(n is not m for n, m in zip(copy.nodes, flow.nodes, strict=True))
