@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from streamcore.errors import GraphError, SourceError
 
-__all__ = ["PartitionGroup", "Sink", "SinkContext", "Source", "SourceContext"]
+__all__ = ["PartitionGroup", "Repartition", "Sink", "SinkContext", "Source", "SourceContext"]
 
 log = logging.getLogger("streamcore.io")
 
@@ -109,6 +109,17 @@ class Source:
         Only those can go idle: a partition with a backlog always holds the watermark."""
         return ()
 
+    def record_timestamps(self) -> list[int] | None:
+        """The event time of each record of the batch last returned, when the source
+        knows it itself (e.g. read back from a repartition topic); None to use the
+        flow's ``timestamp=`` function."""
+        return None
+
+    def watermark(self) -> float | None:
+        """The source's own watermark (e.g. the minimum over the writers of a repartition
+        topic), or None to derive it from event times and ``max_out_of_orderness``."""
+        return None
+
     async def close(self) -> None:
         """Release whatever ``open`` took."""
 
@@ -152,6 +163,37 @@ class PartitionGroup:
         """A fresh source that reads only ``partition``."""
         raise NotImplementedError
 
+    def repartition(
+        self,
+        flow: str,
+        stage: str,
+        key: Callable[[Any], Any],
+        encode: Callable[[Any], bytes],
+        decode: Callable[[bytes], Any],
+    ) -> Repartition:
+        """An internal topic keyed by ``key`` for the ``key_by`` stage ``stage``, whose
+        partitions the group shares beside the source's (registered before ``run``)."""
+        raise GraphError(
+            f"{type(self).__name__} cannot repartition: key stage {stage!r} by what the input "
+            "is partitioned by and say so with key_by(..., prepartitioned=True)"
+        )
+
+
+class Repartition:
+    """What a partition group gives for a repartitioning ``key_by`` (docs/scale-out.md)."""
+
+    def owns(self, partition: str) -> bool:
+        """Whether ``partition`` is one of the internal topic's (a task after the cut)."""
+        raise NotImplementedError
+
+    def sink_for(self, writer: str) -> Sink:
+        """The sink writing to the internal topic for the task of input partition ``writer``."""
+        raise NotImplementedError
+
+    def source_for(self, partition: str) -> Source:
+        """A fresh source reading ``partition`` of the internal topic."""
+        raise NotImplementedError
+
 
 class SinkContext:
     """What the runtime tells a sink.
@@ -186,6 +228,22 @@ class Sink:
         """Release after the flow failed; by default the same as ``close``. Override it
         to discard output instead of publishing it (e.g. abort a transaction)."""
         await self.close()
+
+    # -- event time (sinks that pass it on, e.g. a repartition topic) -----------------
+
+    wants_time: ClassVar[bool] = False
+    """True when the sink takes event time: the runtime then calls ``write_timed``
+    instead of ``write_batch``, and ``on_watermark`` / ``on_idle`` in stream order."""
+
+    async def write_timed(self, records: list[Any], timestamps: list[int]) -> None:
+        """Write one batch with the event time of each record (``wants_time`` sinks)."""
+        raise NotImplementedError
+
+    async def on_watermark(self, timestamp_ms: float) -> None:
+        """The watermark reached ``timestamp_ms`` (``inf`` at the end of the stream)."""
+
+    async def on_idle(self, idle: bool) -> None:
+        """Every input of the sink went idle (``True``) or one is active again."""
 
     def for_task(self, task: str) -> Sink:
         """The sink for one partition task of a scaled-out flow (``task`` names it).

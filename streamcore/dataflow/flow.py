@@ -239,13 +239,22 @@ class Stream:
         """Replace each record by the records of the iterable ``fn(record)`` returns."""
         return self._op("flat_map", fn, name, on_error)
 
-    def key_by(self, key: Callable[[Any], Any], *, name: str | None = None) -> KeyedStream:
-        """Give each record a key; keyed stages downstream keep their state per key."""
+    def key_by(
+        self, key: Callable[[Any], Any], *, name: str | None = None, prepartitioned: bool = False
+    ) -> KeyedStream:
+        """Give each record a key; keyed stages downstream keep their state per key.
+
+        In a flow that scales out over a partition group (docs/scale-out.md), records are
+        moved through a repartition topic here so each key's state lives in one task;
+        ``prepartitioned=True`` says the input partitions already hold every record of a
+        key together (the Kafka message key is this key), and skips that topic."""
         if not callable(key):
             raise GraphError(f"key_by() takes a function, got {key!r}")
         if _is_async(key):
             raise GraphError("key_by() needs a plain function: a key must be computed without waiting")
-        node = self.flow._add(KeyByNode, name, "key_by", inputs=self._edge(), key=key)
+        node = self.flow._add(
+            KeyByNode, name, "key_by", inputs=self._edge(), key=key, prepartitioned=prepartitioned
+        )
         return KeyedStream(self.flow, node)
 
     def union(self, *others: Stream, name: str | None = None) -> Stream:

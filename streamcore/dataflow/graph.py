@@ -81,6 +81,8 @@ class KeyByNode(Node):
     """Declares the key of each record; keyed stages downstream route and keep state by it."""
 
     key: Callable[[Any], Any] | None = None
+    prepartitioned: bool = False
+    """The input is already partitioned by this key (a scaled-out flow does not repartition)."""
 
     kind = "key_by"
 

@@ -134,6 +134,7 @@ class Actor:
         self.dead = dead_letters
         self.watermarks = [NEG_INF] * channels
         self.idle = [False] * channels
+        self._all_idle = False
         self.ended = [False] * channels
         self.watermark_ms: float = NEG_INF
         self.records_in = 0
@@ -284,6 +285,10 @@ class Actor:
             if msg.timestamp_ms > self.watermarks[channel]:
                 self.watermarks[channel] = msg.timestamp_ms
         await self._advance()
+        all_idle = any(self.idle) and all(i or e for i, e in zip(self.idle, self.ended, strict=True))
+        if all_idle != self._all_idle:
+            self._all_idle = all_idle
+            await self.head.on_idle(all_idle)
 
     def _current(self) -> tuple[float, int | None]:
         best = POS_INF
@@ -383,6 +388,9 @@ class SourceActor:
         self._barrier: tuple[int, bool] | None = None
         # Partitioned sources: the largest event time and the last data time per partition.
         self.partitioned = type(source).record_partitions is not Source.record_partitions
+        # Sources that know event times and the watermark themselves (a repartition topic).
+        self.own_time = type(source).record_timestamps is not Source.record_timestamps
+        self.own_watermark = type(source).watermark is not Source.watermark
         self.partition_max: dict[Any, float] = {}
         self._partition_seen: dict[Any, float] = {}
         self.held_back_by: Any = None
@@ -481,7 +489,9 @@ class SourceActor:
                 break
             started = perf_counter()
             if not records:
-                if self.partitioned:
+                if self.own_watermark:
+                    await self._source_watermark()
+                elif self.partitioned:
                     await self._partition_watermark(None, None)
                 if (
                     self.idle_timeout_s is not None
@@ -491,6 +501,11 @@ class SourceActor:
                 ):
                     # Only time spent waiting for input counts: a source blocked on a
                     # full mailbox is inside outlet.on_batch, not here.
+                    self.is_idle = True
+                    await outlet.on_watermark_status(idle=True)
+                elif not self.is_idle and self._never_gave_and_caught_up():
+                    # As for one partition of a partitioned source: caught up without a
+                    # record yet, so it holds nothing back (e.g. an empty partition's task).
                     self.is_idle = True
                     await outlet.on_watermark_status(idle=True)
                 self.busy_s += perf_counter() - started
@@ -504,12 +519,17 @@ class SourceActor:
                 self.is_idle = False
                 await outlet.on_watermark_status(idle=False, timestamp_ms=self.watermark_ms)
             self.position = source.position()
-            timestamps = self._stamp(records) if self.timestamp is not None else None
+            if self.own_time:
+                timestamps = source.record_timestamps()
+            else:
+                timestamps = self._stamp(records) if self.timestamp is not None else None
             self.records_out += len(records)
             self.batches += 1
             if records:
                 await self.head.on_batch(records, timestamps if self.forward_timestamps else None)
-            if self.partitioned:
+            if self.own_watermark:
+                await self._source_watermark()
+            elif self.partitioned:
                 await self._partition_watermark(records, timestamps)
             elif timestamps:
                 top = max(timestamps)
@@ -535,6 +555,20 @@ class SourceActor:
                     await asyncio.sleep(ahead_s)
         await self.head.on_end()
         self.finished = True
+
+    def _never_gave_and_caught_up(self) -> bool:
+        if not self.partitioned or self.own_watermark or self.records_out:
+            return False
+        assigned = set(self.source.assigned())
+        return bool(assigned) and assigned <= set(self.source.caught_up())
+
+    async def _source_watermark(self) -> None:
+        wm = self.source.watermark()
+        if wm is not None and self.watermark_ms < wm < POS_INF:
+            self.watermark_ms = wm
+            if wm > self.max_timestamp_ms:
+                self.max_timestamp_ms = wm
+            await self.head.on_watermark(wm)
 
     async def _paused_step(self, poll_s: float) -> None:
         """While paused: pass barriers on, read nothing."""

@@ -17,6 +17,7 @@ from streamcore.dataflow.graph import (
     DeadLettersNode,
     Node,
     ProcessNode,
+    SinkNode,
     SourceNode,
     UnionNode,
     WindowNode,
@@ -92,6 +93,10 @@ def _needs_time(nodes: list[Node], consumers: dict[tuple[int, str], list[Node]])
     for node in reversed(nodes):
         for port in ("main", "late"):
             for c in consumers.get((node.id, port), []):
-                if isinstance(c, WindowNode | ProcessNode) or c.id in needs:
+                if isinstance(c, WindowNode | ProcessNode) or c.id in needs or _sink_wants_time(c):
                     needs.add(node.id)
     return needs
+
+
+def _sink_wants_time(node: Node) -> bool:
+    return isinstance(node, SinkNode) and bool(getattr(node.sink, "wants_time", False))

@@ -92,6 +92,12 @@ class Step:
         """All inputs ended."""
         await self.next.on_end()
 
+    async def on_idle(self, idle: bool) -> None:
+        """Every input went idle (``True``), or one is active again (``False``)."""
+        nxt = getattr(self, "next", None)
+        if nxt is not None:
+            await nxt.on_idle(idle)
+
 
 class ChainStep(Step):
     """A fused run of stateless stages compiled into one batch function."""
@@ -164,6 +170,8 @@ class SinkStep(Step):
             )
             self._per_record = True
         self._stage = StatelessStage(name, "sink", sink, on_error)
+        self._time_hooks = isinstance(sink, Sink) and sink.wants_time
+        """The sink takes event time: timestamps with each batch, watermarks, idleness."""
         self.checkpointing = False
         self.restore_meta: Any = None
 
@@ -211,7 +219,7 @@ class SinkStep(Step):
         write = self._write
         if not self._per_record:
             try:
-                await self._write_batch(records)
+                await self._write_batch(records, timestamps)
             except Exception as exc:
                 if self.on_error == "fail":
                     if isinstance(exc, SinkError):
@@ -221,9 +229,10 @@ class SinkStep(Step):
                     ) from exc
                 # Skip / dead-letter: find the failing records by writing one at a time
                 # (a connector's write_batch is all or nothing, so nothing is written twice).
-                for record in records:
+                stamps = timestamps if timestamps is not None else [None] * len(records)
+                for record, stamp in zip(records, stamps, strict=True):
                     try:
-                        await self._write_batch([record])
+                        await self._write_batch([record], None if stamp is None else [stamp])
                     except Exception as record_exc:
                         self.on_failure(
                             self._stage, record if self.on_error == "dead_letter" else None, record_exc
@@ -248,8 +257,10 @@ class SinkStep(Step):
                     self.on_failure(self._stage, record if self.on_error == "dead_letter" else None, exc)
         self.records_written += len(records)
 
-    async def _write_batch(self, records: list[Any]) -> None:
-        if self._is_async:
+    async def _write_batch(self, records: list[Any], timestamps: list[int] | None = None) -> None:
+        if self._time_hooks:
+            await self.sink.write_timed(records, timestamps or [])
+        elif self._is_async:
             await self._write(records)
         else:
             # The Sink contract lets a plain write_batch return an awaitable.
@@ -258,10 +269,16 @@ class SinkStep(Step):
                 await pending
 
     async def on_watermark(self, timestamp_ms: float) -> None:
-        pass
+        if self._time_hooks:
+            await self.sink.on_watermark(timestamp_ms)
+
+    async def on_idle(self, idle: bool) -> None:
+        if self._time_hooks:
+            await self.sink.on_idle(idle)
 
     async def on_end(self) -> None:
-        pass
+        if self._time_hooks:
+            await self.sink.on_watermark(math.inf)
 
 
 @dataclass
