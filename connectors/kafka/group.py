@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaError
 
 from connectors.kafka._client import describe, start_with_retry, stop_quietly
 from connectors.kafka._record import parse_partition_id, partition_id
+from connectors.kafka.repartition import KafkaRepartition, repartition_topic_name
 from streamcore.errors import SourceError
 from streamcore.io import PartitionGroup, Source
 
@@ -69,6 +70,21 @@ class KafkaPartitionGroup(PartitionGroup):
         self._leaving = asyncio.Event()
         self._on_assigned: AssignmentCallback | None = None
         self._on_revoked: AssignmentCallback | None = None
+        self.repartitions: list[KafkaRepartition] = []
+
+    def repartition(
+        self,
+        flow: str,
+        stage: str,
+        key: Callable[[Any], Any],
+        encode: Callable[[Any], bytes],
+        decode: Callable[[bytes], Any],
+    ) -> KafkaRepartition:
+        """The repartition topic of ``stage`` (a ``key_by``) of ``flow``: created on demand
+        when ``run`` starts, its partitions shared by this group beside the input's."""
+        r = KafkaRepartition(self, repartition_topic_name(flow, stage), key, encode, decode)
+        self.repartitions.append(r)
+        return r
 
     def __repr__(self) -> str:
         return f"<KafkaPartitionGroup {self.group_id!r} held={sorted(self.held)}>"
@@ -100,8 +116,11 @@ class KafkaPartitionGroup(PartitionGroup):
         self._consumer = consumer
         try:
             await src._check_topics(consumer)
+            for r in self.repartitions:
+                await r.prepare()
+            topics = [*(src.topics or ()), *(r.topic for r in self.repartitions)]
             try:
-                consumer.subscribe(topics=src.topics or (), pattern=src.pattern, listener=_Listener(self))
+                consumer.subscribe(topics=topics, pattern=src.pattern, listener=_Listener(self))
             except (KafkaError, ValueError) as exc:
                 raise self._error(f"cannot subscribe: {describe(exc)}") from exc
             while not self._leaving.is_set():

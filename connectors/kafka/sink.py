@@ -349,7 +349,10 @@ class KafkaSink(Sink):
         """Serialise the whole batch, then send it; returns once it is acknowledged
         (exactly once under checkpoints: once it is in the open transaction, or kept
         in memory while a sealed transaction waits for its commit)."""
-        items = self._serialise(records)
+        await self._write_items(self._serialise(records))
+
+    async def _write_items(self, items: list[Item]) -> None:
+        """Send serialised items the way ``write_batch`` does (see there)."""
         if not items:
             return
         async with self._lock:

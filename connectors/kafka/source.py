@@ -99,6 +99,7 @@ class KafkaSource(Source):
         connect_attempts: int = 3,
         connect_timeout_s: float = 15.0,
         assignment_timeout_s: float = 30.0,
+        internal_replication_factor: int = 1,
         **consumer_options: Any,
     ) -> None:
         if isinstance(topics, str):
@@ -131,6 +132,8 @@ class KafkaSource(Source):
         self.stop_at_end = stop_at_end
         self.isolation_level = isolation_level
         self.assignment_timeout_s = assignment_timeout_s
+        self.internal_replication_factor = internal_replication_factor
+        """Replication of the repartition topics a scaled-out flow creates."""
         self.connection = Connection(
             bootstrap_servers,
             security_protocol,

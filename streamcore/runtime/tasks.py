@@ -28,16 +28,16 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-from streamcore.dataflow.graph import Node, SinkNode, SourceNode
+from streamcore.dataflow.graph import KeyByNode, Node, SinkNode, SourceNode
 from streamcore.errors import GraphError, StreamcoreError
-from streamcore.io import PartitionGroup, Sink, Source
+from streamcore.io import PartitionGroup, Repartition, Sink, Source
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
     from streamcore.runtime.runner import FlowStatistics, Runtime
     from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 
-__all__ = ["PartitionedRuntime", "partition_group_of", "task_flow"]
+__all__ = ["PartitionedRuntime", "partition_group_of", "split_at_repartition", "task_flow"]
 
 log = logging.getLogger("streamcore.tasks")
 
@@ -62,23 +62,132 @@ def partition_group_of(flow: Dataflow) -> tuple[SourceNode, PartitionGroup] | No
 def task_flow(flow: Dataflow, task: str, source: Source) -> Dataflow:
     """A copy of ``flow`` named ``<flow>@<task>`` whose source node reads ``source`` and
     whose sinks are ``sink.for_task(task)``; the definitions are shared, not copied."""
+    return _copy_flow(flow, f"{flow.name}@{task}", flow.nodes, task=task, source=source)
+
+
+def _copy_flow(
+    flow: Dataflow,
+    name: str,
+    nodes: list[Node],
+    *,
+    task: str | None = None,
+    source: Source | None = None,
+    replace: dict[int, Node] | None = None,
+) -> Dataflow:
+    """A flow of copies of ``nodes`` (in order, renumbered), inputs remapped; a node whose
+    id is in ``replace`` is copied from the node given there instead."""
     from streamcore.dataflow.flow import Dataflow
 
-    copy = Dataflow(f"{flow.name}@{task}", mailbox_capacity=flow.mailbox_capacity, chaining=flow.chaining)
-    nodes: dict[int, Node] = {}
-    for node in flow.nodes:
-        changes: dict[str, Any] = {"inputs": [(nodes[up.id], port) for up, port in node.inputs]}
-        if isinstance(node, SourceNode):
+    copy = Dataflow(name, mailbox_capacity=flow.mailbox_capacity, chaining=flow.chaining)
+    copies: dict[int, Node] = {}
+    for node in nodes:
+        model = (replace or {}).get(node.id, node)
+        changes: dict[str, Any] = {
+            "id": len(copy.nodes),
+            "inputs": [(copies[up.id], port) for up, port in model.inputs],
+        }
+        if isinstance(model, SourceNode) and source is not None:
             changes["source"] = source
-        elif isinstance(node, SinkNode) and isinstance(node.sink, Sink):
-            changes["sink"] = node.sink.for_task(task)
-        nodes[node.id] = dataclasses.replace(node, **changes)
-        copy.nodes.append(nodes[node.id])
-    copy._names = set(flow._names)
-    if flow._dead_letters is not None:
-        dead = nodes[flow._dead_letters.id]
-        copy._dead_letters = dead  # type: ignore[assignment]
+        elif isinstance(model, SinkNode) and isinstance(model.sink, Sink) and task is not None:
+            changes["sink"] = model.sink.for_task(task)
+        copies[node.id] = dataclasses.replace(model, **changes)
+        copy.nodes.append(copies[node.id])
+    copy._names = {n.name for n in copy.nodes}
+    dead = flow._dead_letters
+    if dead is not None and dead.id in copies:
+        copy._dead_letters = copies[dead.id]  # type: ignore[assignment]
     return copy
+
+
+def _time_from_source(record: Any) -> int:
+    """Stage 2's sources carry event time themselves (``Source.record_timestamps``)."""
+    raise AssertionError("a repartition source gives the event times")
+
+
+class _Placeholder(Source):
+    """Stands for the source of stage 2 until a task gives it a real one."""
+
+
+class _RepartitionSinks(Sink):
+    """Stands for stage 1's repartition sink: each task gets its own from the group."""
+
+    def __init__(self, repartition: Repartition) -> None:
+        self.repartition = repartition
+
+    def for_task(self, task: str) -> Sink:
+        return self.repartition.sink_for(task)
+
+    def write_batch(self, records: list[Any]) -> None:
+        raise AssertionError("only the per-task sinks write")
+
+
+def _descendants(flow: Dataflow, start: Node) -> set[int]:
+    out = {start.id}
+    for node in flow.nodes:
+        if any(up.id in out for up, _ in node.inputs):
+            out.add(node.id)
+    return out
+
+
+def split_at_repartition(flow: Dataflow) -> tuple[KeyByNode, list[Node], set[int]] | None:
+    """The ``key_by`` where a scaled-out flow must repartition (one not ``prepartitioned``),
+    the nodes after it and the dead-letter part; None when no key changes."""
+    cuts = [n for n in flow.nodes if isinstance(n, KeyByNode) and not n.prepartitioned]
+    if not cuts:
+        return None
+    if len(cuts) > 1:
+        raise GraphError(
+            f"flow {flow.name!r} would repartition at {len(cuts)} key_by stages "
+            f"({', '.join(repr(c.name) for c in cuts)}); a scaled-out flow repartitions at one "
+            "only: mark the others key_by(..., prepartitioned=True) if their key is the same"
+        )
+    cut = cuts[0]
+    after = _descendants(flow, cut)
+    dead = flow._dead_letters
+    dead_part = _descendants(flow, dead) if dead is not None else set()
+    if after & dead_part:
+        raise GraphError(f"flow {flow.name!r}: dead letters cannot flow into the repartitioned stage {cut.name!r}")
+    for node in flow.nodes:
+        if node.id in after and node is not cut and any(up.id not in after for up, _ in node.inputs):
+            raise GraphError(
+                f"flow {flow.name!r}: stage {node.name!r} joins the stream repartitioned at "
+                f"{cut.name!r} with one that is not; a scaled-out flow cannot do that yet"
+            )
+    return cut, [n for n in flow.nodes if n.id in after], dead_part
+
+
+def _stages(flow: Dataflow, source_node: SourceNode, group: PartitionGroup) -> tuple[Dataflow, Dataflow, Repartition]:
+    """Stage 1 (input partitions, up to a repartition sink) and stage 2 (repartition
+    partitions, from a repartition source through the keyed part)."""
+    from streamcore.dataflow.graph import DeadLettersNode
+    from streamcore.state.serde import decode, encode
+
+    split = split_at_repartition(flow)
+    assert split is not None
+    cut, after, dead_part = split
+    assert cut.key is not None
+    repartition = group.repartition(flow.name, cut.name, cut.key, encode, decode)
+    after_ids = {n.id for n in after}
+    sink_id = max(n.id for n in flow.nodes) + 1
+    sink = SinkNode(
+        id=sink_id, name=f"{cut.name}-repartition", inputs=list(cut.inputs), sink=_RepartitionSinks(repartition)
+    )
+    first = [n for n in flow.nodes if n.id not in after_ids]
+    stage1 = _copy_flow(flow, flow.name, [*first, sink])
+    source = SourceNode(
+        id=sink_id + 1,
+        name=f"{cut.name}-repartitioned",
+        source=_Placeholder(),
+        timestamp=_time_from_source,
+        batch_size=source_node.batch_size,
+        linger_ms=source_node.linger_ms,
+    )
+    keyed = dataclasses.replace(cut, inputs=[(source, "main")])
+    dead_nodes = [n for n in flow.nodes if n.id in dead_part]
+    if dead_nodes and not any(isinstance(n, DeadLettersNode) for n in dead_nodes):
+        dead_nodes = []
+    stage2 = _copy_flow(flow, flow.name, [source, *after, *dead_nodes], replace={cut.id: keyed})
+    return stage1, stage2, repartition
 
 
 class _Task:
@@ -111,6 +220,11 @@ class PartitionedRuntime:
         self.checkpoint = checkpoint
         self.restart = restart
         self.source_node, self.group = found
+        self.stage1: Dataflow = flow
+        self.stage2: Dataflow | None = None
+        self.repartition: Repartition | None = None
+        if split_at_repartition(flow) is not None:
+            self.stage1, self.stage2, self.repartition = _stages(flow, self.source_node, self.group)
         self.suspend_timeout_s = suspend_timeout_s
         self.tasks: dict[str, _Task] = {}
         self.finished: set[str] = set()
@@ -129,9 +243,19 @@ class PartitionedRuntime:
     async def _on_assigned(self, partitions: list[str]) -> None:
         self.rebalances += 1
         log.info("partitions assigned flow=%s partitions=%s", self.flow.name, sorted(partitions))
-        for p in partitions:
-            if p not in self.tasks:
-                self._start(_Task(p, task_flow(self.flow, p, self.group.task_source(p))))
+        r = self.repartition
+        try:
+            for p in partitions:
+                if p in self.tasks:
+                    continue
+                if r is not None and self.stage2 is not None and r.owns(p):
+                    flow = task_flow(self.stage2, p, r.source_for(p))
+                else:
+                    flow = task_flow(self.stage1, p, self.group.task_source(p))
+                self._start(_Task(p, flow))
+        except Exception as exc:
+            # The group's client would only log it: fail the run instead.
+            self._failure = self._failure or exc
         self._changed.set()
 
     async def _on_revoked(self, partitions: list[str]) -> None:

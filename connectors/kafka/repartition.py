@@ -1,0 +1,310 @@
+"""Repartition topics: how a scaled-out flow brings each key's records to one task.
+
+When a flow keys its records by something other than what the input topic is
+partitioned by, the tasks of the input partitions (*stage 1*) write each record to an
+internal topic, ``<flow>-<stage>-repartition``, in the partition of its new key, and
+the tasks of that topic's partitions (*stage 2*) run the keyed part of the flow. This is
+Kafka Streams' repartition topic, with event time carried across:
+
+- A data record: key ``b"k" + encode(key)``, value ``encode([event_time_ms, record])``.
+  Its partition is ``crc32(encode(key)) % partitions``, so it does not depend on the
+  producer's partitioner.
+- A watermark marker: key ``b"w<partition>"`` (it goes to that partition), value
+  ``encode({"p": writer, "w": watermark})``, ``{"p": writer, "idle": bool}`` or
+  ``{"p": writer, "end": True}``. Every stage-1 task (a *writer*, named by its input
+  partition) writes one to every partition whenever its watermark advances, its input
+  goes idle or active, and at the end of its stream.
+
+Invariants:
+1. A writer's records and markers reach each partition in the order it wrote them, so a
+   marker ``w`` follows every record that writer wrote before its watermark reached ``w``.
+2. A stage-2 task's watermark is the minimum over every writer (all the input topic's
+   partitions) that is not idle; a writer not heard from yet holds it at its start, and
+   an ended writer counts as +inf. The stream of a stage-2 task ends once every writer
+   has ended: all their records were read by then (invariant 1).
+3. Writes are transactional and committed with stage 1's checkpoints; stage 2 reads with
+   ``read_committed`` and keeps its offset and the writers' watermarks in its checkpoint.
+Design: docs/scale-out.md#repartition-topics
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from connectors.kafka._client import describe
+from connectors.kafka._record import parse_partition_id, partition_id
+from connectors.kafka._transactions import Item
+from connectors.kafka.sink import KafkaSink
+from connectors.kafka.source import KafkaSource
+from streamcore.errors import SourceError
+from streamcore.io import Repartition, Sink, Source, SourceContext
+
+if TYPE_CHECKING:
+    from connectors.kafka.group import KafkaPartitionGroup
+
+__all__ = ["KafkaRepartition", "RepartitionSink", "RepartitionSource", "repartition_topic_name"]
+
+log = logging.getLogger("connectors.kafka")
+
+DATA = b"k"
+MARK = b"w"
+_NEG_INF = float("-inf")
+_POS_INF = float("inf")
+
+
+def repartition_topic_name(flow: str, stage: str) -> str:
+    """``<flow>-<stage>-repartition`` with the characters Kafka refuses replaced."""
+    name = re.sub(r"[^a-zA-Z0-9._-]", "_", f"{flow}-{stage}-repartition")
+    return name[-249:]
+
+
+def _partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Markers name their partition; records go by ``crc32`` of their encoded key."""
+    assert key is not None
+    ordered = sorted(all_partitions)
+    if key[:1] == MARK:
+        return int(key[1:])
+    return ordered[zlib.crc32(key[1:]) % len(ordered)]
+
+
+class KafkaRepartition(Repartition):
+    """One repartition topic of a scaled-out flow: created on demand, subscribed by the
+    flow's consumer group beside the input topics."""
+
+    def __init__(
+        self,
+        group: KafkaPartitionGroup,
+        topic: str,
+        key: Callable[[Any], Any],
+        encode: Callable[[Any], bytes],
+        decode: Callable[[bytes], Any],
+    ) -> None:
+        self.group = group
+        self.topic = topic
+        self.key = key
+        self.encode = encode
+        self.decode = decode
+        self.partitions = 0
+        self.writers: list[str] = []
+        """The input partitions: every stage-2 task waits for the markers of all of them."""
+
+    def __repr__(self) -> str:
+        return f"<KafkaRepartition {self.topic!r} partitions={self.partitions}>"
+
+    def owns(self, partition: str) -> bool:
+        """Whether ``partition`` is one of this topic's (a stage-2 task's)."""
+        return parse_partition_id(partition)[0] == self.topic
+
+    async def prepare(self) -> None:
+        """Learn the input partitions and create the topic with as many partitions as the
+        largest input topic if it is missing (an existing one keeps its count)."""
+        source = self.group.source
+        if not source.topics:
+            raise SourceError(f"repartition {self.topic!r} needs the input topics listed (topics=), not a pattern")
+        admin = AIOKafkaAdminClient(**source.connection.options())
+        try:
+            await asyncio.wait_for(admin.start(), source.connection.timeout_s)
+            counts = await self._partition_counts(admin, source.topics)
+            self.writers = [partition_id(t, n) for t in source.topics for n in range(counts[t])]
+            if not (await self._partition_counts(admin, [self.topic], missing_ok=True)).get(self.topic):
+                await self._create(admin, max(counts.values()))
+            deadline = asyncio.get_running_loop().time() + source.connection.timeout_s
+            while not (found := (await self._partition_counts(admin, [self.topic], missing_ok=True)).get(self.topic)):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise SourceError(f"repartition topic {self.topic!r} did not appear after it was created")
+                # A topic just created shows up in the metadata shortly after.
+                await asyncio.sleep(0.1)
+            self.partitions = found
+        except (TimeoutError, KafkaError) as exc:
+            raise SourceError(f"cannot prepare repartition topic {self.topic!r}: {describe(exc)}") from exc
+        finally:
+            await admin.close()
+
+    @staticmethod
+    async def _partition_counts(
+        admin: AIOKafkaAdminClient, topics: list[str], *, missing_ok: bool = False
+    ) -> dict[str, int]:
+        out = {}
+        for t in await admin.describe_topics(topics):
+            if t.get("error_code") or not t.get("partitions"):
+                if missing_ok:
+                    continue
+                raise SourceError(f"topic {t.get('topic')!r} has no partitions (error {t.get('error_code')})")
+            out[t["topic"]] = len(t["partitions"])
+        return out
+
+    async def _create(self, admin: AIOKafkaAdminClient, partitions: int) -> None:
+        source = self.group.source
+        response = await admin.create_topics(
+            [NewTopic(self.topic, partitions, source.internal_replication_factor)],
+            timeout_ms=int(source.connection.timeout_s * 1000),
+        )
+        for err in response.to_object().get("topic_errors", []):
+            code = err.get("error_code")
+            if code and code != 36:  # 36: it exists already (another process made it)
+                raise SourceError(
+                    f"cannot create repartition topic {self.topic!r}: error {code} {err.get('error_message')}"
+                )
+        log.info("created repartition topic topic=%s partitions=%d", self.topic, partitions)
+
+    def sink_for(self, writer: str) -> Sink:
+        """Stage 1's sink for the task of input partition ``writer``."""
+        return RepartitionSink(self, writer)
+
+    def source_for(self, partition: str) -> Source:
+        """Stage 2's source for the task of repartition partition ``partition``."""
+        source = RepartitionSource(self)
+        source._make_task(partition, self.group)
+        return source
+
+
+class RepartitionSink(KafkaSink):
+    """Writes records by their new key, and watermark markers, to a repartition topic."""
+
+    wants_time = True
+
+    def __init__(self, repartition: KafkaRepartition, writer: str) -> None:
+        source = repartition.group.source
+        super().__init__(
+            repartition.topic,
+            bootstrap_servers=source.connection.bootstrap_servers,
+            value_format="bytes",
+            exactly_once=True,
+            partitioner=_partitioner,
+        )
+        self.connection = source.connection
+        self.repartition = repartition
+        self.writer = writer
+        self._marked: float = _NEG_INF
+
+    def __repr__(self) -> str:
+        return f"<RepartitionSink {self.topic!r} writer={self.writer!r}>"
+
+    async def write_timed(self, records: list[Any], timestamps: list[int]) -> None:
+        """Write each record to the partition of its new key, with its event time."""
+        r = self.repartition
+        key, encode = r.key, r.encode
+        try:
+            items: list[Item] = [
+                (DATA + encode(key(rec)), encode([ts, rec]), None)
+                for rec, ts in zip(records, timestamps, strict=True)
+            ]
+        except Exception as exc:
+            raise self._error(
+                f"cannot write a record to the repartition topic: {describe(exc)}; records "
+                "crossing a repartition must be values the state serde can encode"
+            ) from exc
+        await self._write_items(items)
+
+    async def on_watermark(self, timestamp_ms: float) -> None:
+        """A marker to every partition (after the records it follows)."""
+        if timestamp_ms <= self._marked:
+            return
+        self._marked = timestamp_ms
+        if timestamp_ms == _POS_INF:
+            await self._mark({"p": self.writer, "end": True})
+        else:
+            await self._mark({"p": self.writer, "w": int(timestamp_ms)})
+
+    async def on_idle(self, idle: bool) -> None:
+        """Tell every partition this writer is idle (left out of their watermarks) or back."""
+        await self._mark({"p": self.writer, "idle": idle})
+
+    async def _mark(self, marker: dict[str, Any]) -> None:
+        value = self.repartition.encode(marker)
+        items: list[Item] = [(MARK + b"%d" % q, value, None) for q in range(self.repartition.partitions)]
+        await self._write_items(items)
+
+
+class RepartitionSource(KafkaSource):
+    """Reads one partition of a repartition topic: records with their event time, and
+    the watermark as the minimum over the writers (see the module docstring)."""
+
+    def __init__(self, repartition: KafkaRepartition) -> None:
+        source = repartition.group.source
+        options = {k: v for k, v in source.consumer_options.items() if k not in _GROUP_OPTIONS}
+        super().__init__(
+            repartition.topic,
+            bootstrap_servers=source.connection.bootstrap_servers,
+            value_format="bytes",
+            isolation_level="read_committed",
+            max_batch=source.max_batch,
+            **options,
+        )
+        self.connection = source.connection
+        self.repartition = repartition
+        self._times: list[int] = []
+        self._writers: dict[str, list[Any]] = {}
+        """Per writer: ``[watermark, idle, ended]``."""
+
+    async def open(self, context: SourceContext, position: Any | None = None) -> None:
+        """Resume at the checkpointed offset with the writers' watermarks of that moment."""
+        offsets = None
+        self._writers = {w: [_NEG_INF, False, False] for w in self.repartition.writers}
+        if isinstance(position, dict) and "offsets" in position:
+            offsets = position["offsets"]
+            for w, state in position.get("writers", {}).items():
+                self._writers[w] = [_NEG_INF if state[0] is None else state[0], state[1], state[2]]
+        await super().open(context, offsets)
+
+    def position(self) -> dict[str, Any]:
+        """The offset and every writer's ``[watermark, idle, ended]``."""
+        return {
+            "offsets": super().position(),
+            "writers": {w: [None if s[0] == _NEG_INF else s[0], s[1], s[2]] for w, s in self._writers.items()},
+        }
+
+    async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
+        """Records of the partition; None once every writer has ended (invariant 2)."""
+        if self._writers and all(s[2] for s in self._writers.values()):
+            return None
+        self._times = []
+        return await super().read_batch(max_records, timeout_s)
+
+    def _decode(self, messages: list[Any], out: list[Any]) -> None:
+        decode, times, writers = self.repartition.decode, self._times, self._writers
+        for m in messages:
+            try:
+                if m.key[:1] == MARK:
+                    marker = decode(m.value)
+                    state = writers.setdefault(marker["p"], [_NEG_INF, False, False])
+                    if "w" in marker:
+                        state[0] = max(state[0], marker["w"])
+                        state[1] = False
+                    elif "idle" in marker:
+                        state[1] = bool(marker["idle"])
+                    elif marker.get("end"):
+                        state[0], state[1], state[2] = _POS_INF, False, True
+                    continue
+                ts, record = decode(m.value)
+            except Exception as exc:
+                self.context.bad_record(
+                    m.value, exc, f"repartition topic {m.topic} partition {m.partition} offset {m.offset}"
+                )
+                continue
+            out.append(record)
+            times.append(ts)
+
+    def record_timestamps(self) -> list[int]:
+        """Event times of the records of the last batch, as stage 1 wrote them."""
+        return self._times
+
+    def watermark(self) -> float | None:
+        """The minimum over writers not idle; None while every writer is idle."""
+        active = [s[0] for s in self._writers.values() if not s[1]]
+        return min(active) if active else None
+
+
+# Options of the group's consumer that a stage-2 task's consumer (no group) does not take.
+_GROUP_OPTIONS = frozenset(
+    {"session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms", "rebalance_timeout_ms",
+     "partition_assignment_strategy", "group_instance_id", "isolation_level"}
+)
