@@ -33,8 +33,9 @@ REVOKED = re.compile(r"partitions revoked flow=\S+ partitions=\[(.*)\]")
 class Member:
     """One ``streamcore run`` process of the group, and what its log says it holds."""
 
-    def __init__(self, name: str, env: dict[str, str], redis_url: str) -> None:
+    def __init__(self, name: str, env: dict[str, str], redis_url: str, job: str = JOB) -> None:
         self.name = name
+        self.job = job
         self.held: set[str] = set()
         self.log: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -45,7 +46,7 @@ class Member:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "streamcore", "run", JOB, "--state", self._redis_url,
+            sys.executable, "-m", "streamcore", "run", self.job, "--state", self._redis_url,
             "--checkpoint-interval", "300ms",
             cwd=ROOT, env=self._env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
@@ -110,12 +111,16 @@ def split(members: list[Member], *, among: int) -> bool:
     )
 
 
-async def produce(bootstrap: str, topic: str, records: list[dict[str, Any]]) -> None:
+async def produce(bootstrap: str, topic: str, records: list[dict[str, Any]], *, keyed: bool = True) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        for e in records:
-            await producer.send(topic, orjson.dumps(e), key=e["user"].encode())
+        for i, e in enumerate(records):
+            if keyed:
+                await producer.send(topic, orjson.dumps(e), key=e["user"].encode())
+            else:
+                # Round robin: every user's records are spread over all the partitions.
+                await producer.send(topic, orjson.dumps(e), partition=i % PARTITIONS)
         await producer.flush()
     finally:
         await producer.stop()
@@ -192,3 +197,55 @@ async def test_members_killed_restarted_and_joining_write_each_window_once(
     duplicates = {k: n for k, n in got.items() if n > 1}
     assert not duplicates, f"{len(duplicates)} windows written more than once"
     assert got == want
+
+
+async def test_a_key_change_repartitions_through_an_internal_topic_exactly_once(
+    kafka_bootstrap: str, kafka_topic_factory: Any, redis_url: str
+) -> None:
+    topic_in = await kafka_topic_factory(PARTITIONS)
+    topic_out = await kafka_topic_factory(1)
+    records = events()
+    await produce(kafka_bootstrap, topic_in, records, keyed=False)
+    env = {
+        **os.environ,
+        "SCALE_BOOTSTRAP": kafka_bootstrap,
+        "SCALE_TOPIC_IN": topic_in,
+        "SCALE_TOPIC_OUT": topic_out,
+        "PYTHONPATH": str(ROOT),
+    }
+    job = "tests/connectors/kafka_scale_job.py:rekeyed"
+    a, b = (Member(n, env, redis_url, job) for n in ("a", "b"))
+    members = [a, b]
+    repartition = f"kafka-scale-{topic_in}-key_by-repartition"
+    try:
+        await a.start()
+        await b.start()
+        # Tasks of the input's and of the repartition topic's partitions, split between them.
+        await until(
+            "a and b to share both topics' partitions",
+            lambda: {p.rsplit(":", 1)[0] for p in a.held | b.held} == {topic_in, repartition}
+            and bool(a.held) and bool(b.held),
+            members,
+        )
+        await until("some windows written", lambda: written(kafka_bootstrap, topic_out), members)
+        await a.kill()
+        await a.start()
+        codes = [await asyncio.wait_for(m.proc.wait(), DEADLINE_S) for m in members if m.proc is not None]
+        for m in members:
+            await m.stop()
+    finally:
+        for m in members:
+            if m.proc is not None and m.proc.returncode is None:
+                m.proc.kill()
+                await m.proc.wait()
+        async with sc.RedisStateStore(redis_url) as store:
+            await store.delete_prefix(f"kafka-scale-{topic_in}@")
+    assert codes == [0, 0], "\n\n".join(m.tail() for m in members)
+    got = await read_committed(kafka_bootstrap, topic_out)
+    duplicates = {k: n for k, n in got.items() if n > 1}
+    assert not duplicates, f"{len(duplicates)} windows written more than once"
+    assert got == expected(records)
+
+
+async def written(bootstrap: str, topic: str) -> int:
+    return sum((await read_committed(bootstrap, topic, "read_uncommitted")).values())

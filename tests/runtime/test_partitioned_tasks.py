@@ -75,11 +75,11 @@ class TaskSinks(sc.Sink):
         raise AssertionError("a scaled-out flow writes to the task sinks only")
 
 
-def build(name: str, source: sc.Source, sink: Any, *, rate: float) -> sc.Dataflow:
+def build(name: str, source: sc.Source, sink: Any, *, rate: float, prepartitioned: bool = True) -> sc.Dataflow:
     flow = sc.Dataflow(name)
     (
         flow.source(source, timestamp=lambda e: e["ts"], batch_size=100, max_rate=rate, name="src")
-        .key_by(lambda e: e["user"])
+        .key_by(lambda e: e["user"], prepartitioned=prepartitioned)
         .window(sc.TumblingWindows(1000))
         .aggregate({"n": sc.agg.count()})
         .map(lambda r: [r.key, r.start, r.value["n"]])
@@ -136,6 +136,12 @@ async def test_a_partition_group_flow_reads_that_source_only(files: dict[str, Pa
     a.union(b).sink(ListSink())
     with pytest.raises(GraphError, match="reads that source only"):
         partition_group_of(flow)
+
+
+def test_a_group_that_cannot_repartition_refuses_a_key_change(files: dict[str, Path]) -> None:
+    flow = build("rekey", GroupedSource(HandGroup(files)), ListSink(), rate=1e9, prepartitioned=False)
+    with pytest.raises(GraphError, match=r"prepartitioned=True"):
+        PartitionedRuntime(flow, sc.Checkpointing(sc.MemoryStateStore()))
 
 
 def test_a_sink_with_checkpoint_state_must_say_how_to_split_it(files: dict[str, Path]) -> None:
