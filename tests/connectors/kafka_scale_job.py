@@ -38,6 +38,8 @@ def build(bootstrap: str, topic_in: str, topic_out: str, *, rekey: bool = False)
             name="kafka",
             timestamp=lambda r: r.value["ts"],
             batch_size=200,
+            # Per task: slow enough that the test sees the processes share the work.
+            max_rate=600 if rekey else None,
         )
         .map(lambda r: r.value)
         .key_by(lambda e: e["user"], prepartitioned=not rekey)
