@@ -3,8 +3,10 @@
 What the first SIGINT/SIGTERM does depends on what runs (a second always exits at once,
 see ``signals``):
 
-- a Dataflow: its sources stop reading, records in flight drain to the sinks, and the
-  command exits 0, as a flow that ended;
+- a Dataflow: its sources stop reading, and the command exits 0. With ``--state`` the
+  flow stops at a checkpoint without ending its stream (open windows stay in the
+  checkpoint, the next run resumes exactly there); without it, records in flight drain
+  to the sinks and every open window fires, as at the end of a finite stream;
 - a scheduled Pipeline: no new run starts, runs in flight finish, the command exits 0;
 - a single Pipeline run: it is cancelled (tasks are not interruptible at a safe point)
   and the command exits 130/143; with ``--state``, ``--run-id`` resumes it later.
@@ -33,6 +35,7 @@ from streamcore.daemon.signals import GracefulSignals, exit_status_for
 from streamcore.daemon.target import resolve_target
 from streamcore.dataflow.flow import Dataflow
 from streamcore.errors import StreamcoreError
+from streamcore.runtime.runner import Runtime
 from streamcore.state.checkpointing import Checkpointing
 from streamcore.state.store import StateStore
 
@@ -132,6 +135,15 @@ async def run_dataflow(flow: Dataflow, checkpoint: Checkpointing | None = None) 
     previous_runtime = flow._last_runtime
     runner = asyncio.ensure_future(flow.run(checkpoint=checkpoint))
 
+    suspending: list[asyncio.Future[None]] = []
+
+    async def suspend(runtime: Runtime) -> None:
+        try:
+            await runtime.suspend()
+        except StreamcoreError as exc:
+            log.error("stopping at a checkpoint failed, draining instead error=%r", str(exc))
+            runtime.request_stop()
+
     def request_stop() -> None:
         if runner.done():
             return
@@ -139,7 +151,13 @@ async def run_dataflow(flow: Dataflow, checkpoint: Checkpointing | None = None) 
         if runtime is None or runtime is previous_runtime:
             loop.call_later(_RUNTIME_POLL_S, request_stop)
             return
-        runtime.request_stop()
+        if checkpoint is not None and isinstance(runtime, Runtime):
+            # Stop at a checkpoint without ending the stream: open windows stay in it and
+            # the next run carries on as if never stopped (ending the stream would fire
+            # them early). A scaled-out flow's runtime does the same for each task.
+            suspending.append(asyncio.ensure_future(suspend(runtime)))
+        else:
+            runtime.request_stop()
 
     def on_signal(signum: int) -> None:
         log.info(

@@ -618,6 +618,57 @@ def test_sigterm_takes_a_final_checkpoint_and_the_next_run_resumes_after_it(tmp_
     assert rows == [{"i": i, "square": i * i} for i in range(20_000)]
 
 
+WINDOWED_FLOW = """
+from pathlib import Path
+
+import streamcore as sc
+from connectors.files import JsonLinesSink, JsonLinesSource
+
+HERE = Path(__file__).parent
+
+flow = sc.Dataflow("{name}")
+(
+    flow.source(JsonLinesSource(str(HERE / "in.jsonl")), timestamp=lambda r: r["ts"], batch_size=50,
+                max_rate=4_000)
+    .key_by(lambda r: r["i"] % 7)
+    .window(sc.TumblingWindows(1000))
+    .aggregate(sc.agg.count())
+    .map(lambda w: {{"key": w.key, "start": w.start, "n": w.value}})
+    .sink(JsonLinesSink(str(HERE / "out.jsonl")))
+)
+"""
+
+
+@pytest.mark.redis
+def test_sigterm_with_state_keeps_open_windows_so_the_next_run_writes_each_window_once(
+    tmp_path: Path, redis_url: str
+) -> None:
+    n = 20_000
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"i": i, "ts": i * 10}) + "\n" for i in range(n)))
+    write(tmp_path, "win.py", WINDOWED_FLOW.format(name=f"cli-win-{uuid.uuid4().hex[:8]}"))
+    args = ("run", "win:flow", "--state", redis_url, "--checkpoint-interval", "100ms")
+    process = start(tmp_path, *args)
+    try:
+        wait_until(has_content(tmp_path / "out.jsonl"), "a checkpoint to publish output")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = stop(process, tmp_path)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    first = read_jsonl(tmp_path / "out.jsonl")
+    second = streamcore(tmp_path, *args, timeout_s=60)
+    assert second.returncode == 0, second.stderr
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    want: dict[tuple[int, int], int] = {}
+    for i in range(n):
+        k = (i % 7, i * 10 - i * 10 % 1000)
+        want[k] = want.get(k, 0) + 1
+    got = [(r["key"], r["start"], r["n"]) for r in rows]  # type: ignore[index]
+    assert 0 < len(first) < len(want)
+    assert len(got) == len(set((k, s) for k, s, _ in got)), "a window was written twice"
+    assert sorted(got) == sorted((k, s, c) for (k, s), c in want.items())
+
+
 def test_checkpoint_interval_without_state_is_refused(tmp_path: Path) -> None:
     write(tmp_path, "jobs.py", FLOW_JOBS)
     done = streamcore(tmp_path, "run", "jobs:flow", "--checkpoint-interval", "1s")
