@@ -201,6 +201,9 @@ class KafkaPartitionGroup(PartitionGroup):
         if not offsets:
             return
         try:
-            await consumer.commit(offsets)
+            # Bounded: this runs inside a revoke callback too, which the group waits for.
+            await asyncio.wait_for(consumer.commit(offsets), self.source.connection.timeout_s)
+        except TimeoutError as exc:
+            raise self._error("committing offsets timed out") from exc
         except KafkaError as exc:
             raise self._error(f"committing offsets failed: {describe(exc)}") from exc

@@ -322,11 +322,10 @@ class PartitionedRuntime:
     async def _suspend(self, task: _Task) -> None:
         """Stop ``task`` at a checkpoint (invariant 1); a task that ended is left as it is."""
         future, runtime = task.future, task.runtime
-        if future is None or runtime is None:
-            return
+        if future is None or runtime is None or future.done():
+            return  # it ended, or it failed (``_task_done`` handles that; a restart checks it still owns the partition)
         task.suspending = True
-        if not future.done():
-            await runtime.suspend(self.suspend_timeout_s)
+        await runtime.suspend(self.suspend_timeout_s)
         try:
             await future
         except asyncio.CancelledError:

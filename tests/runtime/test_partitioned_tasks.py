@@ -160,3 +160,56 @@ def test_a_task_flow_is_a_copy_named_after_its_partition(files: dict[str, Path])
     assert copy.nodes[0].source is source  # type: ignore[attr-defined]
     assert copy.nodes[-1].sink is shared  # type: ignore[attr-defined]
     assert all(n is not m for n, m in zip(copy.nodes, flow.nodes, strict=True))
+
+
+class FailOnce:
+    """Raises at its ``at``-th call, once: whichever task makes that call fails."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.calls, self.failed = at, 0, False
+
+    def __call__(self, record: Any) -> Any:
+        self.calls += 1
+        if not self.failed and self.calls >= self.at:
+            self.failed = True
+            raise RuntimeError("injected failure")
+        return record
+
+
+def failing_flow(name: str, group: HandGroup, sinks: TaskSinks, fail: FailOnce) -> sc.Dataflow:
+    flow = sc.Dataflow(name)
+    (
+        flow.source(GroupedSource(group), timestamp=lambda e: e["ts"], batch_size=100, max_rate=20_000, name="src")
+        .map(fail, name="fail")
+        .key_by(lambda e: e["user"], prepartitioned=True)
+        .window(sc.TumblingWindows(1000))
+        .aggregate({"n": sc.agg.count()})
+        .map(lambda r: [r.key, r.start, r.value["n"]])
+        .sink(sinks, name="out")
+    )
+    return flow
+
+
+async def test_a_failed_task_restarts_alone_from_its_checkpoint(files: dict[str, Path]) -> None:
+    group, sinks = HandGroup(files), TaskSinks()
+    flow = failing_flow("restarts", group, sinks, FailOnce(3_000))
+    runtime = PartitionedRuntime(
+        flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05), sc.RestartPolicy(attempts=1, delay=0)
+    )
+    run = asyncio.ensure_future(runtime.run())
+    group.commands.put_nowait(("assign", sorted(files)))
+    await asyncio.wait_for(run, 60)
+    assert flow.restarts == 1
+    for p, path in files.items():
+        assert sinks.tasks[p].published == await reference(path), p
+
+
+async def test_without_a_restart_policy_a_failed_task_fails_the_process(files: dict[str, Path]) -> None:
+    group, sinks = HandGroup(files), TaskSinks()
+    flow = failing_flow("fails", group, sinks, FailOnce(3_000))
+    runtime = PartitionedRuntime(flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05))
+    run = asyncio.ensure_future(runtime.run())
+    group.commands.put_nowait(("assign", sorted(files)))
+    with pytest.raises(sc.StreamcoreError, match="injected failure"):
+        await asyncio.wait_for(run, 60)
+    assert not group.held  # it left the group: the partitions can move
