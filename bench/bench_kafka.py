@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python bench/bench_kafka.py [--events 300000] [--rounds 1] [--only base,alo,eo,group2]
+    .venv/bin/python bench/bench_kafka.py [--events 300000] [--rounds 1] [--only base,alo,eo,group2,eo2]
+    .venv/bin/python bench/bench_kafka.py --only base,alo,eo,quix,faust   # with the peers
 
 Setup (untimed): a private Kafka broker (``scripts/kafka.sh``) and Redis
 (``scripts/redis.sh``) are started in a temporary directory and stopped at the end
@@ -17,10 +18,13 @@ Workloads (each run a fresh process; the order is shuffled per round with a fixe
   -> W2 with dicts (key by user, tumbling 10 s, count and sum of ``amount``, watermark
   = minimum over partitions of the largest ``ts`` minus 2 s) -> ``producer.send`` of each
   window result, ``flush`` at the end. Partitions are assigned manually (no group).
-* ``alo``: streamcore, ``KafkaSource(stop_at_end=True)`` -> key_by -> tumbling window
-  -> aggregate -> ``KafkaSink(exactly_once=False)``, no checkpoints.
+* ``alo``: streamcore, ``KafkaSource(stop_at_end=True)`` -> key_by (``prepartitioned``:
+  the input is keyed by user) -> tumbling window -> aggregate ->
+  ``KafkaSink(exactly_once=False)``, no checkpoints.
 * ``eo``: the same with ``KafkaSink(exactly_once=True)`` and
-  ``Checkpointing(RedisStateStore(...), interval=1 s)``.
+  ``Checkpointing(RedisStateStore(...), interval=1 s)``; so checkpointed in a consumer
+  group, the flow runs one task per partition, timed from the earliest first record to
+  the last task reaching its end.
 * ``group2``: two ``alo`` processes in one consumer group sharing the partitions;
   aggregate events/s (all events over the span from the first record either read to
   the last end either reached). Windows per key are right only because the input is
@@ -28,6 +32,27 @@ Workloads (each run a fresh process; the order is shuffled per round with a fixe
   waits until the group gave it its share before reading, and keeps its consumer in the
   group until every process reached the end (so no partition is handed over mid-run,
   which would re-read it from the start: nothing commits offsets without checkpoints).
+* ``eo2``: two ``eo`` processes in one consumer group: the flow scales out (one task per
+  partition, each process holding two), checkpoints in Redis, transactions per task.
+  As for ``group2``, each process waits until it holds its share before reading and
+  stays in the group until every process reached the end, so no rebalance falls inside
+  the timed span (the rebalance when the second process joins comes before it).
+* ``quix``: the same W2 on Quix Streams (``bench/peers-kafka/quix_job.py``):
+  ``tumbling_window(10 s, grace 2 s).agg(Count, Sum).final(closing_strategy="partition")``,
+  at least once with its default RocksDB state and changelog topic. It has no end of
+  stream, so a first step (``apply(..., expand=True)``) adds an end-of-input marker
+  after the last record of each partition, whose ``ts`` closes the windows still open.
+* ``faust``: the same W2 on Faust (faust-streaming, ``bench/peers-kafka/faust_job.py``):
+  one agent, a table windowed with ``.tumbling(10 s).relative_to_field(ts)`` holding
+  ``[count, sum]`` (in-memory store, changelog topic). Faust closes windows by the wall
+  clock only, so the job closes them itself by the per-partition watermark (largest
+  ``ts`` minus 2 s), reading each final window from the table and deleting it.
+
+The two peers run in their own virtualenv (``bench/.venv-kafka-peers``, made by
+``bench/peers-kafka/setup.sh``, which this script runs when a peer is selected), so
+that their pins do not touch the project's. Both count the input records they have
+processed and take the end of input as reaching the known total; their module
+docstrings say exactly what is timed and what differs.
 
 Measured: events/s is the input count over the time from the first batch holding a
 record to the source reaching the end of the input (timed in the source's
@@ -82,7 +107,13 @@ LABELS = {
     "alo": "streamcore, at least once",
     "eo": "streamcore, exactly once + Redis checkpoints 1 s",
     "group2": "streamcore, at least once, 2 processes in one group",
+    "eo2": "streamcore, exactly once + Redis checkpoints 1 s, 2 processes in one group",
+    "quix": "Quix Streams, at least once (RocksDB state + changelog)",
+    "faust": "Faust (faust-streaming), at least once (memory table + changelog)",
 }
+PEERS = {"quix": "quix_job.py", "faust": "faust_job.py"}
+PEERS_DIR = HERE / "peers-kafka"
+PEERS_PYTHON = HERE / ".venv-kafka-peers" / "bin" / "python"
 CHECKPOINT_INTERVAL_S = 1.0
 BATCH_SIZE = 500
 
@@ -180,29 +211,45 @@ def _timed_source(a: argparse.Namespace) -> Any:
 
     class TimedKafkaSource(KafkaSource):
         """Notes when the first record is read and when the end is reached; for
-        ``group2``, also waits for its share of the partitions and for its peers."""
+        ``group2``, also waits for its share of the partitions and for its peers.
 
-        first: float | None = None
-        end: float | None = None
-        read = 0
+        Under checkpoints in a consumer group (``eo``) the flow runs one task per
+        partition, each with a shallow copy of this source (docs/scale-out.md): the
+        copies share ``stats``, so ``first`` is the earliest first record, ``end`` the
+        last copy reaching its end and ``read`` the sum."""
+
+        stats: dict[str, Any]
+        ended = False
 
         async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
-            if a.share and self.first is None:
+            stats = self.stats
+            if a.share and stats["first"] is None:
                 consumer = self._consumer
-                if consumer is not None and len(consumer.assignment()) != a.share:
+                # A task's source reads one partition: its group says what this process holds.
+                held = len(self._group.held) if self._group is not None else None
+                if held is None and consumer is not None:
+                    held = len(consumer.assignment())
+                if held != a.share:
                     await asyncio.sleep(0.02)
                     return []
             out = await super().read_batch(max_records, timeout_s)
             if out is None:
-                if self.end is None:
-                    self.end = clock()
-                    if a.peers_dir:
+                if not self.ended:
+                    self.ended = True
+                    stats["end"] = clock()
+                    stats["ended"] += 1
+                    # Under tasks, this process is done once all its partitions ended.
+                    if a.peers_dir and (self._group is None or stats["ended"] >= a.share):
+                        await self._wait_for_peers()
+                    elif a.peers_dir:
+                        while not Path(a.peers_dir, f"done-{os.getpid()}").exists():
+                            await asyncio.sleep(0.05)
                         await self._wait_for_peers()
                 return None
             if out:
-                if self.first is None:
-                    self.first = clock()
-                self.read += len(out)
+                if stats["first"] is None:
+                    stats["first"] = clock()
+                stats["read"] += len(out)
             return out
 
         async def _wait_for_peers(self) -> None:
@@ -212,7 +259,7 @@ def _timed_source(a: argparse.Namespace) -> Any:
             while len(list(peers.glob("done-*"))) < a.peers and clock() < deadline:
                 await asyncio.sleep(0.05)
 
-    return TimedKafkaSource(
+    source = TimedKafkaSource(
         a.topic_in,
         bootstrap_servers=a.bootstrap,
         group_id=a.group,
@@ -220,6 +267,8 @@ def _timed_source(a: argparse.Namespace) -> Any:
         max_batch=BATCH_SIZE,
         max_partition_fetch_bytes=a.fetch_bytes,
     )
+    source.stats = {"first": None, "end": None, "read": 0, "ended": 0}
+    return source
 
 
 async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
@@ -236,7 +285,8 @@ async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
             max_out_of_orderness=OUT_OF_ORDER_MS,
             batch_size=BATCH_SIZE,
         )
-        .key_by(lambda r: r.value["user"])
+        # The input topic is keyed by user: no repartition topic (docs/scale-out.md).
+        .key_by(lambda r: r.value["user"], prepartitioned=True)
         .window(sc.TumblingWindows(TUMBLE_MS))
         .aggregate({"n": sc.agg.count(), "total": sc.agg.sum(lambda r: r.value["amount"])})
         .map(lambda w: out_record(w.key, w.start, w.value["n"], w.value["total"]))
@@ -257,7 +307,7 @@ async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
         checkpoint = sc.Checkpointing(store, interval=CHECKPOINT_INTERVAL_S)
     await flow.run(checkpoint=checkpoint)
     done = clock()
-    return {"read": source.read, "first": source.first, "end": source.end, "done": done}
+    return {**source.stats, "done": done}
 
 
 def job_main(argv: list[str]) -> None:
@@ -442,14 +492,44 @@ async def output_checksum(bootstrap: str, topic: str) -> dict[str, Any]:
     return out
 
 
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def max_event_ts(path: Path) -> int:
+    """The largest ``ts`` of the input file."""
+    import orjson
+
+    with open(path, "rb") as f:
+        return max(orjson.loads(line)["ts"] for line in f)
+
+
+def spawn(
+    args: list[str], env: dict[str, str], cmd: list[str] | None = None
+) -> subprocess.Popen[str]:
+    """A job process: this script's ``job`` command unless ``cmd`` (a peer) is given."""
     return subprocess.Popen(
-        [sys.executable, str(THIS), "job", *args],
+        [*(cmd or [sys.executable, str(THIS), "job"]), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+
+
+def setup_peers(python: Path) -> dict[str, str]:
+    """Make the peers' venv if it is the default one, and report the versions in it."""
+    if python == PEERS_PYTHON:
+        proc = subprocess.run(
+            ["bash", str(PEERS_DIR / "setup.sh")],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr)[-2000:]
+            raise RuntimeError(f"peers-kafka/setup.sh failed: {tail}")
+    probe = (
+        "import json, importlib.metadata as m; print(json.dumps({p: m.version(p) for p in "
+        "('quixstreams', 'confluent-kafka', 'faust-streaming', 'aiokafka', 'orjson')}))"
+    )
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True)
+    versions: dict[str, str] = json.loads(out.stdout)
+    return versions
 
 
 def collect(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
@@ -474,7 +554,19 @@ def run_workload(
         "--topic-out", topic_out, "--fetch-bytes", str(a.fetch_bytes),
     ]  # fmt: skip
     flow = f"bench-kafka-{kind}-{tag}"
-    if kind == "base":
+    state_dir: Path | None = None
+    if kind in PEERS:
+        state_dir = Path(tempfile.mkdtemp(prefix=f"bench-kafka-{kind}-"))
+        peer = [
+            *common, "--group", f"g-{kind}-{tag}", "--events", str(ctx["n"]),
+            "--partitions", str(a.partitions), "--state-dir", str(state_dir),
+        ]  # fmt: skip
+        if kind == "quix":
+            # Its end-of-input markers' ts: just past the last window's end plus the grace.
+            last_start = ctx["max_ts"] - ctx["max_ts"] % TUMBLE_MS
+            peer += ["--marker-ts", str(last_start + TUMBLE_MS + OUT_OF_ORDER_MS)]
+        procs = [spawn(peer, env, [str(a.peers_python), str(PEERS_DIR / PEERS[kind])])]
+    elif kind == "base":
         procs = [spawn(["base", *common], env)]
     elif kind == "alo":
         procs = [spawn(["streamcore", *common, "--flow", flow, "--group", f"g-{tag}"], env)]
@@ -492,12 +584,15 @@ def run_workload(
     else:
         peers = Path(tempfile.mkdtemp(prefix="bench-kafka-peers-"))
         n_procs = 2
+        extra = []
+        if kind == "eo2":
+            extra = ["--exactly-once", "--redis-url", ctx["redis_url"], "--key-prefix", f"bench-kafka-{tag}"]
         procs = [
             spawn(
                 [
                     "streamcore", *common, "--flow", flow, "--group", f"g-{tag}",
                     "--share", str(a.partitions // n_procs), "--peers-dir", str(peers),
-                    "--peers", str(n_procs),
+                    "--peers", str(n_procs), *extra,
                 ],
                 env,
             )
@@ -506,8 +601,10 @@ def run_workload(
     started = time.perf_counter()
     results = [collect(p, a.timeout) for p in procs]
     wall = time.perf_counter() - started
-    if kind == "group2":
+    if kind in ("group2", "eo2"):
         shutil.rmtree(peers, ignore_errors=True)
+    if state_dir is not None:
+        shutil.rmtree(state_dir, ignore_errors=True)
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         return {"error": " | ".join(errors), "wall": wall}
@@ -593,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--only", default="base,alo,eo,group2")
+    ap.add_argument("--only", default="base,alo,eo,group2,eo2")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument(
         "--fetch-bytes", type=int, default=64 * 1024, help="max_partition_fetch_bytes, both sides"
@@ -605,6 +702,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw runs here")
     ap.add_argument("--engine", choices=("snapshot", "live"), default="snapshot")
+    ap.add_argument(
+        "--peers-python", type=Path, default=PEERS_PYTHON,
+        help="interpreter of the quix and faust jobs (default: the venv of peers-kafka/setup.sh)",
+    )  # fmt: skip
     a = ap.parse_args(argv)
     kinds = [k for k in a.only.split(",") if k]
     for k in kinds:
@@ -624,6 +725,14 @@ def main(argv: list[str] | None = None) -> int:
         engine = f"live checkout {ROOT} ({git_state()})"
     env = job_env(engine_dir)
     services: list[Service] = []
+    peers_info = ""
+    if any(k in PEERS for k in kinds):
+        versions = setup_peers(a.peers_python)
+        peers_info = (
+            f" Peers (in {a.peers_python}): "
+            + ", ".join(f"{name} {v}" for name, v in versions.items())
+            + "."
+        )
     try:
         if a.bootstrap is None:
             kafka = Service("kafka.sh", "KAFKA_BOOTSTRAP", tmp)
@@ -633,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             bootstrap, broker = a.bootstrap, f"broker at {a.bootstrap} (given)"
         redis_url, redis_where = a.redis_url, f"Redis at {a.redis_url} (given)"
-        if redis_url is None and "eo" in kinds:
+        if redis_url is None and ("eo" in kinds or "eo2" in kinds):
             redis = Service("redis.sh", "REDIS_URL", tmp)
             services.append(redis)
             redis_url = redis.start()
@@ -644,12 +753,17 @@ def main(argv: list[str] | None = None) -> int:
         n = asyncio.run(fill_topic(bootstrap, topic_in, path))
         fill_s = time.perf_counter() - t0
         expected = expected_checksum(path)
-        ctx = {"bootstrap": bootstrap, "topic_in": topic_in, "n": n, "redis_url": redis_url or ""}
+        ctx = {
+            "bootstrap": bootstrap, "topic_in": topic_in, "n": n, "redis_url": redis_url or "",
+            "max_ts": max_event_ts(path),
+        }  # fmt: skip
         load_start = Path("/proc/loadavg").read_text().strip()
         print(f"# input {path} ({n:,} events) -> topic {topic_in}, {a.partitions} partitions, "
               f"filled in {fill_s:.1f} s", flush=True)  # fmt: skip
         print(f"# engine: {engine}", flush=True)
         print(f"# kafka: {broker}; redis: {redis_where}", flush=True)
+        if peers_info:
+            print(f"#{peers_info}", flush=True)
         print(f"# expected {expected}", flush=True)
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
         started = time.time()
@@ -678,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Load average start: {load_start}; end: {load_end}. Python "
             f"{platform.python_version()}, {os.cpu_count()} CPUs; the broker (and Redis) run on "
             "the same machine.",
-            f"Engine: {engine}.",
+            f"Engine: {engine}.{peers_info}",
             f"Kafka: {broker}. Redis: {redis_where}.",
             f"Consumers: max_partition_fetch_bytes={a.fetch_bytes}, batches of up to "
             f"{BATCH_SIZE} records; producers: acks=all, linger_ms=5. Expected output: "
@@ -694,6 +808,17 @@ def main(argv: list[str] | None = None) -> int:
             "the larger of the two processes, CPU the sum. Output check: the output topic",
             "read back with read_committed against the windows computed from the input file.",
         ]
+        if peers_info:
+            notes += [
+                "Quix Streams and Faust: events/s over the time from the first input record",
+                "reaching the job's pipeline to the last one (the known total count, counted in",
+                "the job's first step or agent); 'flow done' adds the last",
+                "windows (Quix Streams: closed by an end-of-input marker added after the last",
+                "record of each partition; Faust: closed by the job, since its table windows",
+                "expire by wall clock only) and the producer flush. Both close a window",
+                "by the largest ts of its own partition minus 2 s (the aiokafka loop: the minimum",
+                "over partitions); same output on this input, which has no late record.",
+            ]
         footer = ["", "Checks: all runs completed and the outputs agree." if not problems else "Problems:"]
         footer += [f"- {p}" for p in problems]
         md = "\n".join([*header, "", *table, *notes, *footer]) + "\n"
