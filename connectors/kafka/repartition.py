@@ -6,9 +6,11 @@ internal topic, ``<flow>-<stage>-repartition``, in the partition of its new key,
 the tasks of that topic's partitions (*stage 2*) run the keyed part of the flow. This is
 Kafka Streams' repartition topic, with event time carried across:
 
-- A data record: key ``b"k" + encode(key)``, value ``encode([event_time_ms, record])``.
-  Its partition is ``crc32(encode(key)) % partitions``, so it does not depend on the
-  producer's partitioner.
+- Data: the records of one batch bound for one partition travel as one Kafka record,
+  key ``b"b<partition>"``, value ``encode([[event_time_ms, record], ...])`` (one Kafka
+  record per batch and partition, not per record: the client's cost is per Kafka
+  record). A record's partition is ``crc32(key) % partitions`` of its new key (UTF-8 for
+  a ``str``, ``encode(key)`` otherwise), whatever the producer's partitioner.
 - A watermark marker: key ``b"w<partition>"`` (it goes to that partition), value
   ``encode({"p": writer, "w": watermark})``, ``{"p": writer, "idle": bool}`` or
   ``{"p": writer, "end": True}``. Every stage-1 task (a *writer*, named by its input
@@ -54,7 +56,7 @@ __all__ = ["KafkaRepartition", "RepartitionSink", "RepartitionSource", "repartit
 
 log = logging.getLogger("connectors.kafka")
 
-DATA = b"k"
+BATCH = b"b"
 MARK = b"w"
 _NEG_INF = float("-inf")
 _POS_INF = float("inf")
@@ -67,12 +69,15 @@ def repartition_topic_name(flow: str, stage: str) -> str:
 
 
 def _partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-    """Markers name their partition; records go by ``crc32`` of their encoded key."""
-    assert key is not None
-    ordered = sorted(all_partitions)
-    if key[:1] == MARK:
-        return int(key[1:])
-    return ordered[zlib.crc32(key[1:]) % len(ordered)]
+    """Batches and markers name their partition in their key."""
+    assert key is not None and key[:1] in (BATCH, MARK)
+    return int(key[1:])
+
+
+def key_partition(key: Any, partitions: int, encode: Callable[[Any], bytes]) -> int:
+    """The repartition topic's partition of records with ``key``."""
+    data = key.encode("utf-8", "surrogatepass") if key.__class__ is str else encode(key)
+    return zlib.crc32(data) % partitions
 
 
 class KafkaRepartition(Repartition):
@@ -189,14 +194,20 @@ class RepartitionSink(KafkaSink):
         return f"<RepartitionSink {self.topic!r} writer={self.writer!r}>"
 
     async def write_timed(self, records: list[Any], timestamps: list[int]) -> None:
-        """Write each record to the partition of its new key, with its event time."""
+        """Write the records to the partitions of their new keys, with their event times:
+        one Kafka record per partition of the batch."""
         r = self.repartition
-        key, encode = r.key, r.encode
+        key, encode, n = r.key, r.encode, r.partitions
         try:
-            items: list[Item] = [
-                (DATA + encode(key(rec)), encode([ts, rec]), None)
-                for rec, ts in zip(records, timestamps, strict=True)
-            ]
+            rows: dict[int, list[list[Any]]] = {}
+            for rec, ts in zip(records, timestamps, strict=True):
+                q = key_partition(key(rec), n, encode)
+                found = rows.get(q)
+                if found is None:
+                    rows[q] = [[ts, rec]]
+                else:
+                    found.append([ts, rec])
+            items: list[Item] = [(BATCH + b"%d" % q, encode(batch), None) for q, batch in sorted(rows.items())]
         except Exception as exc:
             raise self._error(
                 f"cannot write a record to the repartition topic: {describe(exc)}; records "
@@ -284,14 +295,15 @@ class RepartitionSource(KafkaSource):
                     elif marker.get("end"):
                         state[0], state[1], state[2] = _POS_INF, False, True
                     continue
-                ts, record = decode(m.value)
+                rows = decode(m.value)
+                stamps = [ts for ts, _ in rows]
             except Exception as exc:
                 self.context.bad_record(
                     m.value, exc, f"repartition topic {m.topic} partition {m.partition} offset {m.offset}"
                 )
                 continue
-            out.append(record)
-            times.append(ts)
+            out.extend([record for _, record in rows])
+            times.extend(stamps)
 
     def record_timestamps(self) -> list[int]:
         """Event times of the records of the last batch, as stage 1 wrote them."""

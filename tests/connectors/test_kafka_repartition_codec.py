@@ -14,9 +14,11 @@ from typing import Any
 from connectors.kafka import KafkaSource
 from connectors.kafka.group import KafkaPartitionGroup
 from connectors.kafka.repartition import (
+    BATCH,
     MARK,
     RepartitionSource,
     _partitioner,
+    key_partition,
     repartition_topic_name,
 )
 from streamcore.io import SourceContext
@@ -48,10 +50,11 @@ def marker(**fields: Any) -> Message:
     return Message(MARK + b"1", encode(fields))
 
 
-def test_markers_go_to_the_partition_they_name_and_records_by_their_key() -> None:
+def test_batches_and_markers_go_to_the_partition_they_name_records_by_their_key() -> None:
     assert _partitioner(MARK + b"3", [2, 0, 3, 1], []) == 3
-    key = encode("u7")
-    assert _partitioner(b"k" + key, [3, 1, 0, 2], []) == zlib.crc32(key) % 4
+    assert _partitioner(BATCH + b"2", [2, 0, 3, 1], []) == 2
+    assert key_partition("u7", 4, encode) == zlib.crc32(b"u7") % 4
+    assert key_partition(("a", 1), 4, encode) == zlib.crc32(encode(("a", 1))) % 4
 
 
 def test_stage_two_watermark_is_the_minimum_over_writers_not_idle() -> None:
@@ -59,9 +62,10 @@ def test_stage_two_watermark_is_the_minimum_over_writers_not_idle() -> None:
     out: list[Any] = []
     source._decode([marker(p="in:0", w=100)], out)
     assert source.watermark() == -math.inf  # in:1 not heard from: holds it back
-    source._decode([marker(p="in:1", w=50), Message(b"k" + encode("u1"), encode([70, {"user": "u1"}]))], out)
+    rows = [[70, {"user": "u1"}], [65, {"user": "u5"}]]
+    source._decode([marker(p="in:1", w=50), Message(BATCH + b"1", encode(rows))], out)
     assert source.watermark() == 50
-    assert out == [{"user": "u1"}] and source.record_timestamps() == [70]
+    assert out == [{"user": "u1"}, {"user": "u5"}] and source.record_timestamps() == [70, 65]
     source._decode([marker(p="in:1", idle=True)], out)
     assert source.watermark() == 100  # an idle writer is left out
     source._decode([marker(p="in:0", idle=True)], out)
@@ -85,7 +89,7 @@ def test_a_record_that_does_not_decode_goes_to_the_error_policy() -> None:
     dead: list[Any] = []
     source.context = SourceContext("s", on_error="dead_letter", dead_letter=lambda raw, err: dead.append(err))
     out: list[Any] = []
-    source._decode([Message(b"k\x01", b"not the serde")], out)
+    source._decode([Message(BATCH + b"0", b"not the serde")], out)
     assert out == [] and len(dead) == 1 and "repartition topic rep partition 0 offset 0" in str(dead[0])
 
 
