@@ -37,6 +37,9 @@ Workloads (each run a fresh process; the order is shuffled per round with a fixe
   As for ``group2``, each process waits until it holds its share before reading and
   stays in the group until every process reached the end, so no rebalance falls inside
   the timed span (the rebalance when the second process joins comes before it).
+* ``rekey``: ``eo`` with a ``key_by`` that is not ``prepartitioned``, so the records go
+  through a repartition topic (stage 1 writes it in transactions, stage 2 reads it
+  ``read_committed``): what the repartition costs. Not in the default set.
 * ``quix``: the same W2 on Quix Streams (``bench/peers-kafka/quix_job.py``):
   ``tumbling_window(10 s, grace 2 s).agg(Count, Sum).final(closing_strategy="partition")``,
   at least once with its default RocksDB state and changelog topic. It has no end of
@@ -108,6 +111,7 @@ LABELS = {
     "eo": "streamcore, exactly once + Redis checkpoints 1 s",
     "group2": "streamcore, at least once, 2 processes in one group",
     "eo2": "streamcore, exactly once + Redis checkpoints 1 s, 2 processes in one group",
+    "rekey": "streamcore, exactly once, key_by through a repartition topic",
     "quix": "Quix Streams, at least once (RocksDB state + changelog)",
     "faust": "Faust (faust-streaming), at least once (memory table + changelog)",
 }
@@ -285,10 +289,12 @@ async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
             max_out_of_orderness=OUT_OF_ORDER_MS,
             batch_size=BATCH_SIZE,
         )
-        # The input topic is keyed by user: no repartition topic (docs/scale-out.md).
-        .key_by(lambda r: r.value["user"], prepartitioned=True)
+        # The input topic is keyed by user: no repartition topic (docs/scale-out.md),
+        # unless --rekey measures what one costs.
+        .map(lambda r: r.value)
+        .key_by(lambda v: v["user"], prepartitioned=not a.rekey)
         .window(sc.TumblingWindows(TUMBLE_MS))
-        .aggregate({"n": sc.agg.count(), "total": sc.agg.sum(lambda r: r.value["amount"])})
+        .aggregate({"n": sc.agg.count(), "total": sc.agg.sum(lambda v: v["amount"])})
         .map(lambda w: out_record(w.key, w.start, w.value["n"], w.value["total"]))
         .sink(
             KafkaSink(
@@ -320,6 +326,7 @@ def job_main(argv: list[str]) -> None:
     ap.add_argument("--flow", default="bench-kafka")
     ap.add_argument("--group", default=None)
     ap.add_argument("--exactly-once", action="store_true")
+    ap.add_argument("--rekey", action="store_true", help="key_by through a repartition topic")
     ap.add_argument("--redis-url", default="")
     ap.add_argument("--key-prefix", default="")
     ap.add_argument("--share", type=int, default=0, help="partitions to wait for before reading")
@@ -503,9 +510,17 @@ def max_event_ts(path: Path) -> int:
 def spawn(
     args: list[str], env: dict[str, str], cmd: list[str] | None = None
 ) -> subprocess.Popen[str]:
-    """A job process: this script's ``job`` command unless ``cmd`` (a peer) is given."""
+    """A job process: this script's ``job`` command unless ``cmd`` (a peer) is given.
+
+    With ``BENCH_PROFILE_DIR`` set, streamcore and baseline jobs run under pyinstrument
+    and write a text profile there (one file per job process)."""
+    base = [sys.executable, str(THIS), "job"]
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+    if cmd is None and profile_dir:
+        out = Path(profile_dir) / f"{args[0]}-{uuid.uuid4().hex[:6]}.txt"
+        base = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(out), str(THIS), "job"]
     return subprocess.Popen(
-        [*(cmd or [sys.executable, str(THIS), "job"]), *args],
+        [*(cmd or base), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -570,13 +585,13 @@ def run_workload(
         procs = [spawn(["base", *common], env)]
     elif kind == "alo":
         procs = [spawn(["streamcore", *common, "--flow", flow, "--group", f"g-{tag}"], env)]
-    elif kind == "eo":
+    elif kind in ("eo", "rekey"):
         procs = [
             spawn(
                 [
                     "streamcore", *common, "--flow", flow, "--group", f"g-{tag}",
                     "--exactly-once", "--redis-url", ctx["redis_url"],
-                    "--key-prefix", f"bench-kafka-{tag}",
+                    "--key-prefix", f"bench-kafka-{tag}", *(["--rekey"] if kind == "rekey" else []),
                 ],
                 env,
             )
@@ -742,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             bootstrap, broker = a.bootstrap, f"broker at {a.bootstrap} (given)"
         redis_url, redis_where = a.redis_url, f"Redis at {a.redis_url} (given)"
-        if redis_url is None and ("eo" in kinds or "eo2" in kinds):
+        if redis_url is None and {"eo", "eo2", "rekey"} & set(kinds):
             redis = Service("redis.sh", "REDIS_URL", tmp)
             services.append(redis)
             redis_url = redis.start()
