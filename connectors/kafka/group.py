@@ -43,6 +43,8 @@ __all__ = ["KafkaPartitionGroup"]
 log = logging.getLogger("connectors.kafka")
 
 _POLL_MS = 200
+REBALANCE_TIMEOUT_MS = 300_000
+"""How long the group waits for members to rejoin; above the runtime's suspend timeout."""
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -101,6 +103,9 @@ class KafkaPartitionGroup(PartitionGroup):
             "group_id": self.group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": src.start,
+            # A revoke stops tasks at a checkpoint before this member rejoins: the group
+            # must wait that long (aiokafka's default is the session timeout, 10 s).
+            "rebalance_timeout_ms": REBALANCE_TIMEOUT_MS,
             **src.consumer_options,
         }
 
@@ -159,14 +164,14 @@ class KafkaPartitionGroup(PartitionGroup):
         await self._on_assigned(new)
 
     async def _revoke(self, partitions: list[str]) -> None:
+        # Taken out of ``held`` before awaiting: a revoke from the listener and one from
+        # ``leave`` may overlap, and each partition must be revoked once.
         gone = [p for p in partitions if p in self.held]
         if not gone:
             return
+        self.held.difference_update(gone)
         assert self._on_revoked is not None
-        try:
-            await self._on_revoked(gone)
-        finally:
-            self.held.difference_update(gone)
+        await self._on_revoked(gone)
 
     def task_source(self, partition: str) -> Source:
         """A copy of the source reading ``partition`` only, committing through this group."""
@@ -175,7 +180,7 @@ class KafkaPartitionGroup(PartitionGroup):
         return task
 
     async def committed(self, partition: str) -> int | None:
-        """The group's committed offset of ``partition`` (None if none or not reachable)."""
+        """The group's committed offset of ``partition`` (None if it has none)."""
         consumer = self._consumer
         if consumer is None:
             return None
@@ -185,8 +190,8 @@ class KafkaPartitionGroup(PartitionGroup):
                 consumer.committed(TopicPartition(topic, number)), self.source.connection.timeout_s
             )
         except (TimeoutError, KafkaError) as exc:
-            log.warning("cannot read the committed offset partition=%s error=%r", partition, describe(exc))
-            return None
+            # Guessing (``start``) could skip or repeat records: fail, and let the task restart.
+            raise self._error(f"cannot read the committed offset of {partition}: {describe(exc)}") from exc
 
     async def commit(self, position: Mapping[str, Any]) -> None:
         """Commit the offsets of ``position`` for the partitions held now (invariant 3)."""

@@ -47,7 +47,7 @@ from connectors.kafka._transactions import Item
 from connectors.kafka.sink import KafkaSink
 from connectors.kafka.source import KafkaSource
 from streamcore.errors import SourceError
-from streamcore.io import Repartition, Sink, Source, SourceContext
+from streamcore.io import Repartition, Sink, SinkContext, Source, SourceContext
 
 if TYPE_CHECKING:
     from connectors.kafka.group import KafkaPartitionGroup
@@ -193,11 +193,18 @@ class RepartitionSink(KafkaSink):
     def __repr__(self) -> str:
         return f"<RepartitionSink {self.topic!r} writer={self.writer!r}>"
 
+    async def open(self, context: SinkContext) -> None:
+        """Start (again): markers of an earlier run may have been aborted with it."""
+        self._marked = _NEG_INF
+        await super().open(context)
+
     async def write_timed(self, records: list[Any], timestamps: list[int]) -> None:
         """Write the records to the partitions of their new keys, with their event times:
         one Kafka record per partition of the batch."""
         r = self.repartition
         key, encode, n = r.key, r.encode, r.partitions
+        if len(timestamps) != len(records):
+            timestamps = [0] * len(records)  # no event time upstream, and none needed after
         try:
             rows: dict[int, list[list[Any]]] = {}
             for rec, ts in zip(records, timestamps, strict=True):
@@ -304,6 +311,11 @@ class RepartitionSource(KafkaSource):
                 continue
             out.extend([record for _, record in rows])
             times.extend(stamps)
+
+    async def commit_offsets(self, position: Any) -> None:
+        """Commit the offset part of ``position`` to the group (lag monitoring)."""
+        if isinstance(position, dict) and "offsets" in position:
+            await super().commit_offsets(position["offsets"])
 
     def record_timestamps(self) -> list[int]:
         """Event times of the records of the last batch, as stage 1 wrote them."""

@@ -557,7 +557,9 @@ class SourceActor:
         self.finished = True
 
     def _never_gave_and_caught_up(self) -> bool:
-        if not self.partitioned or self.own_watermark or self.records_out:
+        # "Never" includes runs before a restore: a partition that gave records once
+        # holds the watermark (unless idle_timeout says otherwise), as in one process.
+        if not self.partitioned or self.own_watermark or self.partition_max or self.max_timestamp_ms != NEG_INF:
             return False
         assigned = set(self.source.assigned())
         return bool(assigned) and assigned <= set(self.source.caught_up())

@@ -123,6 +123,7 @@ class Runtime:
         self._started = asyncio.Event()
         """Set once the actors run (after restoring, under checkpointing)."""
         self._suspended = asyncio.Event()
+        self._ended = asyncio.Event()
         self._build()
 
     # -- building ----------------------------------------------------------------
@@ -335,6 +336,7 @@ class Runtime:
             if self.coordinator is not None and not self._suspended.is_set():
                 await self.coordinator.finish()
         finally:
+            self._ended.set()
             if self.coordinator is not None:
                 try:
                     await self.coordinator.close_deferred()
@@ -398,11 +400,14 @@ class Runtime:
         """
         if self.checkpoint is None:
             raise CheckpointError("suspend() needs a flow run with checkpoint=")
-        waiter = asyncio.ensure_future(self._started.wait())
+        waiters = [asyncio.ensure_future(self._started.wait()), asyncio.ensure_future(self._ended.wait())]
         try:
-            await asyncio.wait([waiter], timeout=timeout_s)
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            waiter.cancel()
+            for waiter in waiters:
+                waiter.cancel()
+        if self._ended.is_set():
+            return  # it ended (or failed) before it ran: nothing to stop
         if not self._started.is_set():
             raise CheckpointError(f"flow {self.flow.name!r} did not start within {timeout_s}s")
         coordinator = self.coordinator

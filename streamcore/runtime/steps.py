@@ -373,6 +373,11 @@ class Outlet(Step):
             for box, channel in zip(target.mailboxes, target.channels, strict=True):
                 box.send_control(Barrier(checkpoint_id, channel, full))
 
+    async def on_idle(self, idle: bool) -> None:
+        """Every input of this actor went idle, or one is active again: so do we, for
+        the actors downstream (they leave an idle channel out of their minimum)."""
+        await self.on_watermark_status(idle=idle)
+
     async def on_watermark_status(self, *, idle: bool, timestamp_ms: float = -math.inf) -> None:
         """Tell downstream that our source went idle, or is active again."""
         for target in self.targets:

@@ -26,11 +26,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import weakref
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from streamcore.dataflow.graph import KeyByNode, Node, SinkNode, SourceNode
+from streamcore.dataflow.validate import validate
 from streamcore.errors import GraphError, StreamcoreError
-from streamcore.io import PartitionGroup, Repartition, Sink, Source
+from streamcore.io import PartitionGroup, Repartition, Sink, SinkContext, Source
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
@@ -89,7 +92,13 @@ def _copy_flow(
         if isinstance(model, SourceNode) and source is not None:
             changes["source"] = source
         elif isinstance(model, SinkNode) and isinstance(model.sink, Sink) and task is not None:
-            changes["sink"] = model.sink.for_task(task)
+            sink = model.sink.for_task(task)
+            if sink is model.sink and sink.supports_checkpoints:
+                raise GraphError(
+                    f"sink {model.name!r}: for_task() returned the sink itself, but a sink with "
+                    "checkpoint state needs one instance per task"
+                )
+            changes["sink"] = _shared(sink) if sink is model.sink else sink
         copies[node.id] = dataclasses.replace(model, **changes)
         copy.nodes.append(copies[node.id])
     copy._names = {n.name for n in copy.nodes}
@@ -97,6 +106,52 @@ def _copy_flow(
     if dead is not None and dead.id in copies:
         copy._dead_letters = copies[dead.id]  # type: ignore[assignment]
     return copy
+
+
+class _SharedSink(Sink):
+    """One sink written by every task of the process: opened by the first task to open
+    it, closed (or aborted) by the last to close, so one task ending, moving away or
+    failing does not close it under the others."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.users = 0
+        self.default_name = sink.default_name  # type: ignore[misc]
+        self._lock = asyncio.Lock()
+        self._aborted = False
+
+    def __repr__(self) -> str:
+        return f"<shared {self.sink!r} users={self.users}>"
+
+    async def open(self, context: SinkContext) -> None:
+        async with self._lock:
+            if self.users == 0:
+                await self.sink.open(context)
+            self.users += 1
+
+    def write_batch(self, records: list[Any]) -> Awaitable[None] | None:
+        return self.sink.write_batch(records)
+
+    async def close(self) -> None:
+        async with self._lock:
+            self.users -= 1
+            if self.users == 0:
+                await (self.sink.abort() if self._aborted else self.sink.close())
+                self._aborted = False
+
+    async def abort(self) -> None:
+        self._aborted = True
+        await self.close()
+
+
+_shared_sinks: weakref.WeakKeyDictionary[Sink, _SharedSink] = weakref.WeakKeyDictionary()
+
+
+def _shared(sink: Sink) -> _SharedSink:
+    found = _shared_sinks.get(sink)
+    if found is None:
+        found = _shared_sinks[sink] = _SharedSink(sink)
+    return found
 
 
 def _time_from_source(record: Any) -> int:
@@ -213,6 +268,7 @@ class PartitionedRuntime:
         *,
         suspend_timeout_s: float = 120.0,
     ) -> None:
+        validate(flow)
         found = partition_group_of(flow)
         if found is None:
             raise GraphError(f"flow {flow.name!r} has no source with a partition group")
@@ -260,10 +316,11 @@ class PartitionedRuntime:
 
     async def _on_revoked(self, partitions: list[str]) -> None:
         log.info("partitions revoked flow=%s partitions=%s", self.flow.name, sorted(partitions))
-        tasks = [self.tasks[p] for p in partitions if p in self.tasks]
+        # Popped first: a task waiting out its restart backoff must not start again on a
+        # partition that is leaving (``_task_failed`` checks it still owns the partition).
+        tasks = [self.tasks.pop(p) for p in partitions if p in self.tasks]
         results = await asyncio.gather(*(self._suspend(t) for t in tasks), return_exceptions=True)
-        for task, result in zip(tasks, results, strict=True):
-            self.tasks.pop(task.partition, None)
+        for result in results:
             if isinstance(result, BaseException) and self._failure is None:
                 self._failure = result
         self._changed.set()
@@ -312,10 +369,10 @@ class PartitionedRuntime:
             "task failed, restarting flow=%s partition=%s restart=%d of=%d wait_s=%.3f error=%r",
             self.flow.name, task.partition, task.restarts, policy.attempts, wait_s, str(exc),
         )
-        self.flow.restarts += 1
         # The restart policy's backoff is the point of this wait.
         await asyncio.sleep(wait_s)
         if self.tasks.get(task.partition) is task and not self._stopping:
+            self.flow.restarts += 1
             self._start(task)
         self._restarting.discard(asyncio.current_task())
 
@@ -325,7 +382,15 @@ class PartitionedRuntime:
         if future is None or runtime is None or future.done():
             return  # it ended, or it failed (``_task_done`` handles that; a restart checks it still owns the partition)
         task.suspending = True
-        await runtime.suspend(self.suspend_timeout_s)
+        try:
+            await runtime.suspend(self.suspend_timeout_s)
+        except BaseException:
+            # Never leave a runtime running on a partition that is leaving.
+            future.cancel()
+            done = await asyncio.gather(future, return_exceptions=True)
+            if isinstance(done[0], Exception):
+                raise done[0] from None  # the task's own failure explains more
+            raise
         try:
             await future
         except asyncio.CancelledError:
@@ -375,6 +440,9 @@ class PartitionedRuntime:
                 if self._failure is None and not isinstance(exc, asyncio.CancelledError):
                     self._failure = exc
             finally:
+                if not membership.done():
+                    membership.cancel()
+                    await asyncio.gather(membership, return_exceptions=True)
                 await self._cancel_all()
         if self._failure is not None:
             raise self._failure

@@ -158,7 +158,7 @@ def test_a_task_flow_is_a_copy_named_after_its_partition(files: dict[str, Path])
     assert copy.name == "copy@t:2"
     assert [n.name for n in copy.nodes] == [n.name for n in flow.nodes]
     assert copy.nodes[0].source is source  # type: ignore[attr-defined]
-    assert copy.nodes[-1].sink is shared  # type: ignore[attr-defined]
+    assert copy.nodes[-1].sink.sink is shared  # type: ignore[attr-defined]
     assert all(n is not m for n, m in zip(copy.nodes, flow.nodes, strict=True))
 
 
@@ -213,3 +213,67 @@ async def test_without_a_restart_policy_a_failed_task_fails_the_process(files: d
     with pytest.raises(sc.StreamcoreError, match="injected failure"):
         await asyncio.wait_for(run, 60)
     assert not group.held  # it left the group: the partitions can move
+
+
+class FailOn:
+    """Raises once, at the first record of user ``user``."""
+
+    def __init__(self, user: str) -> None:
+        self.user, self.failed = user, False
+
+    def __call__(self, record: Any) -> Any:
+        if not self.failed and record["user"] == self.user:
+            self.failed = True
+            raise RuntimeError("injected failure")
+        return record
+
+
+async def test_a_task_waiting_to_restart_does_not_restart_once_its_partition_is_revoked(
+    files: dict[str, Path],
+) -> None:
+    with files["t:1"].open("a") as f:
+        f.write('{"user": "boom", "amount": 1, "ts": 50000}\n')
+    group, sinks = HandGroup(files), TaskSinks()
+    flow = failing_flow("backoff", group, sinks, FailOn("boom"))  # type: ignore[arg-type]
+    runtime = PartitionedRuntime(
+        flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05), sc.RestartPolicy(attempts=1, delay=0.5)
+    )
+    run = asyncio.ensure_future(runtime.run())
+    # t:1 alone, so the process does not end (every partition it holds done) meanwhile.
+    group.commands.put_nowait(("assign", ["t:1"]))
+    await wait_until(lambda: bool(runtime._restarting))  # t:1 failed and waits out its backoff
+    group.commands.put_nowait(("revoke", ["t:1"]))
+    await wait_until(lambda: not runtime._restarting)  # the backoff is over
+    assert "t:1" not in runtime.tasks
+    group.commands.put_nowait(("assign", ["t:1"]))
+    await asyncio.wait_for(run, 60)
+    assert flow.restarts == 0  # the revoked task did not restart; the reassigned one started anew
+    assert sinks.tasks["t:1"].published == await reference(files["t:1"])
+
+
+class CountingSink(ListSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.opens = self.closes = 0
+
+    async def open(self, context: sc.SinkContext) -> None:
+        self.opens += 1
+        await super().open(context)
+
+    async def close(self) -> None:
+        self.closes += 1
+        await super().close()
+
+
+async def test_a_sink_shared_by_the_tasks_is_opened_and_closed_once(files: dict[str, Path]) -> None:
+    # The tasks run at once (throttled), so one task ending must not close the sink
+    # under the others: it is opened by the first and closed by the last.
+    group, shared = HandGroup(files), CountingSink()
+    flow = build("shared", GroupedSource(group), shared, rate=20_000)
+    runtime = PartitionedRuntime(flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05))
+    run = asyncio.ensure_future(runtime.run())
+    group.commands.put_nowait(("assign", sorted(files)))
+    await asyncio.wait_for(run, 60)
+    assert (shared.opens, shared.closes) == (1, 1)
+    want = [row for path in files.values() for row in await reference(path)]
+    assert sorted(shared.items) == sorted(want)

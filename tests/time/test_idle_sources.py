@@ -251,3 +251,34 @@ async def test_a_source_blocked_by_backpressure_is_not_idle() -> None:
     finally:
         run.cancel()
     assert len(written) == 42
+
+
+async def test_idleness_crosses_actors_between_the_source_and_the_window() -> None:
+    # Unchained, A's idleness must pass through the actors of its map and of the union.
+    a = PausingSource(first=[rec("a", 0)], then=[])
+    b = Gate()
+    flow = sc.Dataflow("idle-unchained", chaining=False)
+    stream_a = flow.source(
+        IterableSource(a.records()), name="a", timestamp=lambda r: r["ts"],
+        idle_timeout=timedelta(milliseconds=50), linger=0,
+    ).map(lambda r: r, name="a_map")
+    stream_b = flow.source(IterableSource(b.records()), name="b", timestamp=lambda r: r["ts"], linger=0)
+    out = ListSink()
+    (
+        stream_a.union(stream_b)
+        .key_by(lambda r: r["src"])
+        .window(sc.TumblingWindows(10))
+        .aggregate(sc.agg.count(), name="window")
+        .sink(out)
+    )
+    run = asyncio.ensure_future(flow.run())
+    try:
+        b.send(rec("b", 1), rec("b", 12), rec("b", 25))
+        await wait_until(lambda: ("b", 10) in fired(out), "B's windows to fire while A is idle")
+        b.finish()
+        a.resume.set()
+        a.finish.set()
+        await asyncio.wait_for(run, DEADLINE_S)
+    finally:
+        run.cancel()
+    assert sorted(fired(out)) == [("a", 0), ("b", 0), ("b", 10), ("b", 20)]
