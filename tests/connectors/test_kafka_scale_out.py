@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -148,13 +149,7 @@ async def test_members_killed_restarted_and_joining_write_each_window_once(
     records = events()
     first, second = records[: len(records) // 2], records[len(records) // 2 :]
     await produce(kafka_bootstrap, topic_in, first)
-    env = {
-        **os.environ,
-        "SCALE_BOOTSTRAP": kafka_bootstrap,
-        "SCALE_TOPIC_IN": topic_in,
-        "SCALE_TOPIC_OUT": topic_out,
-        "PYTHONPATH": str(ROOT),
-    }
+    env = job_env(kafka_bootstrap, topic_in, topic_out)
     a, b, c = (Member(n, env, redis_url) for n in ("a", "b", "c"))
     members = [a, b, c]
 
@@ -186,17 +181,9 @@ async def test_members_killed_restarted_and_joining_write_each_window_once(
         await until("every window written", complete, members)
         codes = [await m.stop() for m in members]
     finally:
-        for m in members:
-            if m.proc is not None and m.proc.returncode is None:
-                m.proc.kill()
-                await m.proc.wait()
-        async with sc.RedisStateStore(redis_url) as store:
-            await store.delete_prefix(f"kafka-scale-{topic_in}@")
-    got = await read_committed(kafka_bootstrap, topic_out)
+        await clean_up(members, redis_url, topic_in)
     assert codes == [0, 0, 0], "\n\n".join(m.tail() for m in members)
-    duplicates = {k: n for k, n in got.items() if n > 1}
-    assert not duplicates, f"{len(duplicates)} windows written more than once"
-    assert got == want
+    await check_each_window_once(kafka_bootstrap, topic_out, want)
 
 
 async def test_a_key_change_repartitions_through_an_internal_topic_exactly_once(
@@ -206,13 +193,7 @@ async def test_a_key_change_repartitions_through_an_internal_topic_exactly_once(
     topic_out = await kafka_topic_factory(1)
     records = events()
     await produce(kafka_bootstrap, topic_in, records, keyed=False)
-    env = {
-        **os.environ,
-        "SCALE_BOOTSTRAP": kafka_bootstrap,
-        "SCALE_TOPIC_IN": topic_in,
-        "SCALE_TOPIC_OUT": topic_out,
-        "PYTHONPATH": str(ROOT),
-    }
+    env = job_env(kafka_bootstrap, topic_in, topic_out)
     job = "tests/connectors/kafka_scale_job.py:rekeyed"
     a, b = (Member(n, env, redis_url, job) for n in ("a", "b"))
     members = [a, b]
@@ -234,18 +215,37 @@ async def test_a_key_change_repartitions_through_an_internal_topic_exactly_once(
         for m in members:
             await m.stop()
     finally:
-        for m in members:
-            if m.proc is not None and m.proc.returncode is None:
-                m.proc.kill()
-                await m.proc.wait()
-        async with sc.RedisStateStore(redis_url) as store:
-            await store.delete_prefix(f"kafka-scale-{topic_in}@")
+        await clean_up(members, redis_url, topic_in)
     assert codes == [0, 0], "\n\n".join(m.tail() for m in members)
-    got = await read_committed(kafka_bootstrap, topic_out)
-    duplicates = {k: n for k, n in got.items() if n > 1}
-    assert not duplicates, f"{len(duplicates)} windows written more than once"
-    assert got == expected(records)
+    await check_each_window_once(kafka_bootstrap, topic_out, expected(records))
 
 
 async def written(bootstrap: str, topic: str) -> int:
     return sum((await read_committed(bootstrap, topic, "read_uncommitted")).values())
+
+
+def job_env(bootstrap: str, topic_in: str, topic_out: str) -> dict[str, str]:
+    """What kafka_scale_job.py reads its topics from."""
+    return {
+        **os.environ,
+        "SCALE_BOOTSTRAP": bootstrap,
+        "SCALE_TOPIC_IN": topic_in,
+        "SCALE_TOPIC_OUT": topic_out,
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+async def clean_up(members: list[Member], redis_url: str, topic_in: str) -> None:
+    for m in members:
+        if m.proc is not None and m.proc.returncode is None:
+            m.proc.kill()
+            await m.proc.wait()
+    async with sc.RedisStateStore(redis_url) as store:
+        await store.delete_prefix(f"kafka-scale-{topic_in}@")
+
+
+async def check_each_window_once(bootstrap: str, topic: str, want: Counter[bytes]) -> None:
+    got = await read_committed(bootstrap, topic)
+    duplicates = {k: n for k, n in got.items() if n > 1}
+    assert not duplicates, f"{len(duplicates)} windows written more than once"
+    assert got == want

@@ -596,20 +596,25 @@ flow = sc.Dataflow("{name}")
 """
 
 
+def sigterm_once_output_shows(folder: Path, args: tuple[str, ...]) -> None:
+    """Start ``streamcore`` with ``args``, SIGTERM it once out.jsonl has content (output
+    becomes visible only when a checkpoint completes), and check it exits 0."""
+    process = start(folder, *args)
+    try:
+        wait_until(has_content(folder / "out.jsonl"), "a checkpoint to publish output")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = stop(process, folder)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+
+
 @pytest.mark.redis
 def test_sigterm_takes_a_final_checkpoint_and_the_next_run_resumes_after_it(tmp_path: Path, redis_url: str) -> None:
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"i": i}) + "\n" for i in range(20_000)))
     write(tmp_path, "cp.py", CHECKPOINTED_FLOW.format(name=f"cli-cp-{uuid.uuid4().hex[:8]}"))
     args = ("run", "cp:flow", "--state", redis_url, "--checkpoint-interval", "100ms")
-    process = start(tmp_path, *args)
-    try:
-        # Output becomes visible only when a checkpoint completes.
-        wait_until(has_content(tmp_path / "out.jsonl"), "a checkpoint to publish output")
-        process.send_signal(signal.SIGTERM)
-        _, stderr = stop(process, tmp_path)
-    finally:
-        process.kill()
-    assert process.returncode == 0, stderr
+    sigterm_once_output_shows(tmp_path, args)
     first = [r["i"] for r in read_jsonl(tmp_path / "out.jsonl")]  # type: ignore[index]
     assert 0 < len(first) < 20_000 and first == list(range(len(first)))
     second = streamcore(tmp_path, *args, timeout_s=60)
@@ -647,14 +652,7 @@ def test_sigterm_with_state_keeps_open_windows_so_the_next_run_writes_each_windo
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"i": i, "ts": i * 10}) + "\n" for i in range(n)))
     write(tmp_path, "win.py", WINDOWED_FLOW.format(name=f"cli-win-{uuid.uuid4().hex[:8]}"))
     args = ("run", "win:flow", "--state", redis_url, "--checkpoint-interval", "100ms")
-    process = start(tmp_path, *args)
-    try:
-        wait_until(has_content(tmp_path / "out.jsonl"), "a checkpoint to publish output")
-        process.send_signal(signal.SIGTERM)
-        _, stderr = stop(process, tmp_path)
-    finally:
-        process.kill()
-    assert process.returncode == 0, stderr
+    sigterm_once_output_shows(tmp_path, args)
     first = read_jsonl(tmp_path / "out.jsonl")
     second = streamcore(tmp_path, *args, timeout_s=60)
     assert second.returncode == 0, second.stderr

@@ -75,11 +75,15 @@ class TaskSinks(sc.Sink):
         raise AssertionError("a scaled-out flow writes to the task sinks only")
 
 
-def build(name: str, source: sc.Source, sink: Any, *, rate: float, prepartitioned: bool = True) -> sc.Dataflow:
+def build(
+    name: str, source: sc.Source, sink: Any, *, rate: float, prepartitioned: bool = True, fail: Any = None
+) -> sc.Dataflow:
     flow = sc.Dataflow(name)
+    stream = flow.source(source, timestamp=lambda e: e["ts"], batch_size=100, max_rate=rate, name="src")
+    if fail is not None:
+        stream = stream.map(fail, name="fail")
     (
-        flow.source(source, timestamp=lambda e: e["ts"], batch_size=100, max_rate=rate, name="src")
-        .key_by(lambda e: e["user"], prepartitioned=prepartitioned)
+        stream.key_by(lambda e: e["user"], prepartitioned=prepartitioned)
         .window(sc.TumblingWindows(1000))
         .aggregate({"n": sc.agg.count()})
         .map(lambda r: [r.key, r.start, r.value["n"]])
@@ -176,18 +180,8 @@ class FailOnce:
         return record
 
 
-def failing_flow(name: str, group: HandGroup, sinks: TaskSinks, fail: FailOnce) -> sc.Dataflow:
-    flow = sc.Dataflow(name)
-    (
-        flow.source(GroupedSource(group), timestamp=lambda e: e["ts"], batch_size=100, max_rate=20_000, name="src")
-        .map(fail, name="fail")
-        .key_by(lambda e: e["user"], prepartitioned=True)
-        .window(sc.TumblingWindows(1000))
-        .aggregate({"n": sc.agg.count()})
-        .map(lambda r: [r.key, r.start, r.value["n"]])
-        .sink(sinks, name="out")
-    )
-    return flow
+def failing_flow(name: str, group: HandGroup, sinks: TaskSinks, fail: Any) -> sc.Dataflow:
+    return build(name, GroupedSource(group), sinks, rate=20_000, fail=fail)
 
 
 async def test_a_failed_task_restarts_alone_from_its_checkpoint(files: dict[str, Path]) -> None:
@@ -234,7 +228,7 @@ async def test_a_task_waiting_to_restart_does_not_restart_once_its_partition_is_
     with files["t:1"].open("a") as f:
         f.write('{"user": "boom", "amount": 1, "ts": 50000}\n')
     group, sinks = HandGroup(files), TaskSinks()
-    flow = failing_flow("backoff", group, sinks, FailOn("boom"))  # type: ignore[arg-type]
+    flow = failing_flow("backoff", group, sinks, FailOn("boom"))
     runtime = PartitionedRuntime(
         flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05), sc.RestartPolicy(attempts=1, delay=0.5)
     )

@@ -72,11 +72,14 @@ def rec(source: str, ts: int) -> dict[str, Any]:
     return {"src": source, "ts": ts}
 
 
-def build(a: PausingSource, b: Gate, idle_timeout: Any) -> tuple[sc.Dataflow, ListSink]:
-    flow = sc.Dataflow("idle")
+def build(a: PausingSource, b: Gate, idle_timeout: Any, *, chaining: bool = True) -> tuple[sc.Dataflow, ListSink]:
+    """A and B unioned into windows; unchained, A also goes through a map of its own."""
+    flow = sc.Dataflow("idle", chaining=chaining)
     stream_a = flow.source(
         IterableSource(a.records()), name="a", timestamp=lambda r: r["ts"], idle_timeout=idle_timeout, linger=0
     )
+    if not chaining:
+        stream_a = stream_a.map(lambda r: r, name="a_map")
     stream_b = flow.source(IterableSource(b.records()), name="b", timestamp=lambda r: r["ts"], linger=0)
     out = ListSink()
     (
@@ -257,20 +260,7 @@ async def test_idleness_crosses_actors_between_the_source_and_the_window() -> No
     # Unchained, A's idleness must pass through the actors of its map and of the union.
     a = PausingSource(first=[rec("a", 0)], then=[])
     b = Gate()
-    flow = sc.Dataflow("idle-unchained", chaining=False)
-    stream_a = flow.source(
-        IterableSource(a.records()), name="a", timestamp=lambda r: r["ts"],
-        idle_timeout=timedelta(milliseconds=50), linger=0,
-    ).map(lambda r: r, name="a_map")
-    stream_b = flow.source(IterableSource(b.records()), name="b", timestamp=lambda r: r["ts"], linger=0)
-    out = ListSink()
-    (
-        stream_a.union(stream_b)
-        .key_by(lambda r: r["src"])
-        .window(sc.TumblingWindows(10))
-        .aggregate(sc.agg.count(), name="window")
-        .sink(out)
-    )
+    flow, out = build(a, b, idle_timeout=timedelta(milliseconds=50), chaining=False)
     run = asyncio.ensure_future(flow.run())
     try:
         b.send(rec("b", 1), rec("b", 12), rec("b", 25))
