@@ -1,0 +1,169 @@
+"""``FlowCollector``: Prometheus metrics read from a flow's statistics at scrape time.
+
+Labels: ``flow`` (the flow, or for a scaled-out flow each partition task,
+``<flow>@<partition>``) and ``stage`` (the actor: a source, or a fused chain of stages
+named after them) or ``mailbox``. Counters are the runtime's own totals, so a scrape
+costs one snapshot and records pay nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from streamcore.dataflow.flow import Dataflow
+
+__all__ = ["METRIC_NAMES", "FlowCollector", "metrics_registry"]
+
+_STAGE_COUNTERS = (
+    ("stage_records_in", "Records into the actor (read, for a source)", "records_in"),
+    ("stage_records_out", "Records out of the actor", "records_out"),
+    ("stage_batches", "Batches into the actor", "batches_in"),
+    ("stage_busy_seconds", "Time the actor spent processing", "busy_s"),
+    ("stage_idle_seconds", "Time the actor spent waiting for input", "idle_s"),
+    ("stage_backpressured_seconds", "Time the actor spent waiting for room downstream", "backpressured_s"),
+    ("stage_dead_letters", "Records the actor sent to the dead letters", "dead_letters"),
+    ("stage_skipped", "Records the actor skipped (on_error='skip')", "skipped"),
+    ("stage_dropped", "Records a source dropped (overflow policy)", "dropped"),
+)
+
+METRIC_NAMES: tuple[str, ...] = (
+    *(f"streamcore_{name}_total" for name, _, _ in _STAGE_COUNTERS),
+    "streamcore_stage_watermark_milliseconds",
+    "streamcore_stage_event_time_lag_seconds",
+    "streamcore_mailbox_size",
+    "streamcore_mailbox_capacity",
+    "streamcore_mailbox_blocked_seconds_total",
+    "streamcore_checkpoints_completed_total",
+    "streamcore_checkpoints_failed_total",
+    "streamcore_checkpoint_last_duration_seconds",
+    "streamcore_checkpoint_last_bytes",
+    "streamcore_checkpoint_last_id",
+    "streamcore_flow_restarts_total",
+    "streamcore_flow_tasks",
+    "streamcore_process_cpu_seconds_total",
+    "streamcore_process_resident_memory_bytes",
+    "streamcore_process_open_files",
+    "streamcore_process_threads",
+)
+"""Every metric name this module exports (the samples of a counter end in ``_total``)."""
+
+
+def _runtimes(flow: Dataflow) -> list[Any]:
+    """The running form(s) of ``flow``: one runtime, or one per partition task."""
+    runtime = flow._last_runtime
+    if runtime is None:
+        return []
+    tasks = getattr(runtime, "tasks", None)
+    if tasks is None:
+        return [runtime]
+    return [t.runtime for _, t in sorted(tasks.items()) if t.runtime is not None]
+
+
+class FlowCollector(Collector):
+    """Collects ``flow``'s metrics whenever the registry is scraped."""
+
+    def __init__(self, flow: Dataflow) -> None:
+        self.flow = flow
+
+    def collect(self) -> Iterable[Metric]:
+        """One family per metric, a sample per flow (task) and stage or mailbox."""
+        flow = self.flow
+        labels = ["flow", "stage"]
+        counters = {
+            attr: CounterMetricFamily(f"streamcore_{name}", doc, labels=labels)
+            for name, doc, attr in _STAGE_COUNTERS
+        }
+        watermark = GaugeMetricFamily(
+            "streamcore_stage_watermark_milliseconds", "The actor's event-time watermark", labels=labels
+        )
+        lag = GaugeMetricFamily(
+            "streamcore_stage_event_time_lag_seconds", "Wall clock minus the actor's watermark", labels=labels
+        )
+        size = GaugeMetricFamily("streamcore_mailbox_size", "Records waiting in the mailbox", labels=["flow", "mailbox"])
+        capacity = GaugeMetricFamily("streamcore_mailbox_capacity", "Mailbox capacity", labels=["flow", "mailbox"])
+        blocked = CounterMetricFamily(
+            "streamcore_mailbox_blocked_seconds", "Time senders waited for room", labels=["flow", "mailbox"]
+        )
+        cp_done = CounterMetricFamily("streamcore_checkpoints_completed", "Checkpoints completed", labels=["flow"])
+        cp_failed = CounterMetricFamily("streamcore_checkpoints_failed", "Checkpoints failed", labels=["flow"])
+        cp_duration = GaugeMetricFamily(
+            "streamcore_checkpoint_last_duration_seconds", "Duration of the last checkpoint", labels=["flow"]
+        )
+        cp_bytes = GaugeMetricFamily("streamcore_checkpoint_last_bytes", "Bytes of the last checkpoint", labels=["flow"])
+        cp_id = GaugeMetricFamily("streamcore_checkpoint_last_id", "Id of the last complete checkpoint", labels=["flow"])
+        restarts = CounterMetricFamily(
+            "streamcore_flow_restarts", "Restarts under the restart policy", labels=["flow"]
+        )
+        tasks = GaugeMetricFamily("streamcore_flow_tasks", "Runtimes running (partition tasks)", labels=["flow"])
+        now_ms = time.time() * 1000
+        runtimes = _runtimes(flow)
+        for runtime in runtimes:
+            stats = runtime.statistics()
+            name = stats.flow
+            for actor in stats.actors:
+                key = [name, actor.name]
+                for attr, family in counters.items():
+                    family.add_metric(key, float(getattr(actor, attr)))
+                if math.isfinite(actor.watermark_ms):
+                    watermark.add_metric(key, actor.watermark_ms)
+                    lag.add_metric(key, max(0.0, (now_ms - actor.watermark_ms) / 1000))
+            for box, m in stats.mailboxes.items():
+                size.add_metric([name, box], m.size)
+                capacity.add_metric([name, box], m.capacity)
+                blocked.add_metric([name, box], m.blocked_s)
+            coordinator = getattr(runtime, "coordinator", None)
+            if coordinator is not None:
+                cp = coordinator.statistics()
+                cp_done.add_metric([name], cp.completed)
+                cp_failed.add_metric([name], cp.failed)
+                if cp.last_id is not None:
+                    cp_id.add_metric([name], cp.last_id)
+                    cp_duration.add_metric([name], cp.last_duration_s or 0.0)
+                    cp_bytes.add_metric([name], cp.last_bytes or 0)
+        restarts.add_metric([flow.name], flow.restarts)
+        tasks.add_metric([flow.name], len(runtimes))
+        yield from counters.values()
+        yield from (watermark, lag, size, capacity, blocked, cp_done, cp_failed, cp_duration, cp_bytes, cp_id)
+        yield from (restarts, tasks)
+
+
+class _PsutilCollector(Collector):
+    """The process as psutil sees it: CPU, RSS, open files, threads."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+
+    def collect(self) -> Iterator[Metric]:
+        p = self._process
+        with p.oneshot():
+            cpu = p.cpu_times()
+            yield CounterMetricFamily(
+                "streamcore_process_cpu_seconds", "CPU time of the process (user + system)",
+                value=cpu.user + cpu.system,
+            )
+            yield GaugeMetricFamily(
+                "streamcore_process_resident_memory_bytes", "Resident set size", value=p.memory_info().rss
+            )
+            yield GaugeMetricFamily("streamcore_process_open_files", "Open files", value=len(p.open_files()))
+            yield GaugeMetricFamily("streamcore_process_threads", "Threads", value=p.num_threads())
+
+
+def metrics_registry(flow: Dataflow) -> CollectorRegistry:
+    """A registry with ``flow``'s metrics, the process (psutil) and Python's collectors."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FlowCollector(flow))
+    registry.register(_PsutilCollector())
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
