@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from streamcore.batch.pipeline import Pipeline
 from streamcore.batch.plan import format_plan
+from streamcore.daemon.config import ConfigError, apply_config, parse_restart
 from streamcore.daemon.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from streamcore.daemon.run import EXIT_FAILED, EXIT_USAGE, RunOptions, UsageError, run_target
 from streamcore.daemon.signals import exit_status_for
@@ -113,6 +114,37 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="Dataflows with --state: time between checkpoints, e.g. 500ms, 10s (default 10s)",
     )
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a TOML file of settings (its [run] table, keys named as these options); flags "
+        "win over STREAMCORE_<OPTION> environment variables, which win over the file",
+    )
+    flows = run.add_argument_group("dataflows only")
+    flows.add_argument(
+        "--restart",
+        metavar="POLICY",
+        help="restart a failed flow from its last checkpoint: never (default), fixed:ATTEMPTS:DELAY "
+        "(e.g. fixed:5:10s) or exponential:ATTEMPTS[:DELAY[:MAX_DELAY]] (e.g. exponential:10:1s:1m)",
+    )
+    flows.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        type=int,
+        help="serve /metrics (Prometheus), /healthz, /readyz and /api/graph on this port",
+    )
+    flows.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        default="127.0.0.1",
+        help="address the HTTP server binds (default 127.0.0.1: this machine only)",
+    )
+    flows.add_argument(
+        "--api-token",
+        metavar="TOKEN",
+        help="bearer token for the endpoints that change anything (POST /api/stop); without one "
+        "they are disabled. Prefer STREAMCORE_API_TOKEN: flags show in the process list",
+    )
     batch = run.add_argument_group("pipelines only")
     batch.add_argument(
         "--run-id",
@@ -157,7 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args = _parse(parser, list(sys.argv[1:] if argv is None else argv))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "plan":
@@ -171,13 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow_overlap=args.allow_overlap,
             catch_up=args.catch_up,
             checkpoint_interval=args.checkpoint_interval,
+            restart=parse_restart(args.restart),
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+            api_token=args.api_token,
         )
         obj = load_target(args.target)
         return run_coroutine(run_target(obj, args.target, options))
     except KeyboardInterrupt:
         # Only before the signal handlers are in place (while importing the target).
         return exit_status_for(signal.SIGINT)
-    except (TargetError, UsageError, GraphError, PipelineValidationError) as exc:
+    except (TargetError, UsageError, ConfigError, GraphError, PipelineValidationError) as exc:
         # Nothing ran: the command or the target needs fixing.
         _report(exc, args.traceback)
         if isinstance(exc, TargetImportError | TargetCallError) and not args.traceback:
@@ -191,6 +232,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         traceback.print_exception(exc, file=sys.stderr)
         return EXIT_FAILED
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv`` with defaults from the config file and the environment (config.py)."""
+    first = parser.parse_args(argv)
+    if first.command != "run":
+        return first
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    run = commands.choices["run"]
+    apply_config(run, config_path=first.config)
+    return parser.parse_args(argv)
 
 
 def _report(exc: BaseException, full: bool) -> None:

@@ -36,7 +36,7 @@ from streamcore.daemon.target import resolve_target
 from streamcore.dataflow.flow import Dataflow
 from streamcore.errors import StreamcoreError
 from streamcore.runtime.runner import Runtime
-from streamcore.state.checkpointing import Checkpointing
+from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.state.store import StateStore
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "RunOptions", "UsageError", "run_target"]
@@ -67,6 +67,10 @@ class RunOptions:
     allow_overlap: bool = False
     catch_up: bool = False
     checkpoint_interval: str | None = None
+    restart: RestartPolicy | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    api_token: str | None = None
 
     @property
     def scheduled(self) -> bool:
@@ -79,7 +83,12 @@ async def run_target(obj: Any, spec: str, options: RunOptions) -> int:
     target = await resolve_target(obj, spec)
     if isinstance(target, Dataflow):
         _check_flow_options(spec, options)
-        return await run_dataflow(target, _checkpointing(options))
+        return await run_dataflow(target, _checkpointing(options), options)
+    if options.restart is not None or options.metrics_port is not None:
+        raise UsageError(
+            f"{spec!r} is a Pipeline; --restart and --metrics-port are for Dataflows "
+            "(a pipeline's tasks retry with their own Retry)"
+        )
     schedule = _make_schedule(options)
     store = _open_store(options.state_url)
     try:
@@ -124,16 +133,20 @@ def _checkpointing(options: RunOptions) -> Checkpointing | None:
         raise UsageError(f"--checkpoint-interval {interval!r}: {exc}") from None
 
 
-async def run_dataflow(flow: Dataflow, checkpoint: Checkpointing | None = None) -> int:
+async def run_dataflow(
+    flow: Dataflow, checkpoint: Checkpointing | None = None, options: RunOptions | None = None
+) -> int:
     """Run ``flow`` to its end; the first signal stops its sources and lets it drain.
 
     With ``checkpoint``, the flow resumes from its last complete checkpoint, and a
     graceful stop ends with a final checkpoint that publishes the file sinks' output.
+    ``options`` adds a restart policy and the HTTP server (``--metrics-port``).
     """
+    options = options or RunOptions()
     loop = asyncio.get_running_loop()
     # The runtime of *this* run is the one that replaces whatever the flow held before.
     previous_runtime = flow._last_runtime
-    runner = asyncio.ensure_future(flow.run(checkpoint=checkpoint))
+    runner = asyncio.ensure_future(flow.run(checkpoint=checkpoint, restart=options.restart))
 
     suspending: list[asyncio.Future[None]] = []
 
@@ -170,11 +183,29 @@ async def run_dataflow(flow: Dataflow, checkpoint: Checkpointing | None = None) 
 
     signals = GracefulSignals(on_signal)
     signals.install()
+    server = None
+    if options.metrics_port is not None:
+        from streamcore.daemon.http import DaemonServer
+
+        server = DaemonServer(
+            flow, host=options.metrics_host, port=options.metrics_port, api_token=options.api_token,
+            on_stop=request_stop,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            runner.cancel()
+            signals.remove()
+            raise UsageError(
+                f"cannot serve on {options.metrics_host}:{options.metrics_port}: {exc.strerror or exc}"
+            ) from None
     log.info("running dataflow %r; SIGTERM or SIGINT stops it gracefully", flow.name)
     try:
         await runner
     finally:
         signals.remove()
+        if server is not None:
+            await server.stop()
     how = "stopped and drained" if signals.received is not None else "finished"
     log.info("dataflow %r %s", flow.name, how)
     return EXIT_OK

@@ -389,6 +389,11 @@ class Runtime:
             if isinstance(actor, SourceActor):
                 actor.request_stop()
 
+    @property
+    def ready(self) -> bool:
+        """Whether the actors run (after restoring the checkpoint) and have not ended."""
+        return self._started.is_set() and not self._ended.is_set()
+
     async def suspend(self, timeout_s: float = 60.0) -> None:
         """Stop at a checkpoint without ending the stream (windows stay open).
 

@@ -454,6 +454,15 @@ class PartitionedRuntime:
         if futures:
             await asyncio.gather(*futures, return_exceptions=True)
 
+    @property
+    def ready(self) -> bool:
+        """Whether the group assigned partitions and each of their tasks runs."""
+        return (
+            self.rebalances > 0
+            and not self._stopping
+            and all(t.runtime is not None and t.runtime.ready for t in self.tasks.values())
+        )
+
     def request_stop(self) -> None:
         """Stop every task at a checkpoint (as a revoke does), leave the group, return."""
         self._stopping = True

@@ -1,0 +1,205 @@
+"""The daemon's HTTP server (aiohttp): metrics, health, readiness and the flow graph.
+
+Routes (docs/operations.md):
+
+- ``GET /metrics``: Prometheus text format (``streamcore.metrics``).
+- ``GET /healthz``: 200 while the event loop is responsive (a ticker measures how late
+  it runs); 503 once it lags more than ``max_loop_lag_s``.
+- ``GET /readyz``: 200 once the flow runs (restored from its checkpoint, and for a
+  scaled-out flow every assigned task started); 503 with the reason before.
+- ``GET /api/graph``: JSON of the stages, edges and per-actor statistics.
+- ``POST /api/stop``: stop the flow as SIGTERM does. Changes something, so it needs
+  ``Authorization: Bearer <token>`` (401 without one, 403 for a wrong one) and is
+  disabled (403) when the daemon has no token.
+
+The server binds 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamcore.metrics import metrics_registry
+
+if TYPE_CHECKING:
+    from streamcore.dataflow.flow import Dataflow
+
+__all__ = ["DaemonServer"]
+
+log = logging.getLogger("streamcore.daemon")
+
+_TICK_S = 0.25
+
+
+class DaemonServer:
+    """Serves one flow's metrics and state; ``start()`` then ``stop()``."""
+
+    def __init__(
+        self,
+        flow: Dataflow,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_token: str | None = None,
+        on_stop: Callable[[], None] | None = None,
+        max_loop_lag_s: float = 5.0,
+    ) -> None:
+        self.flow = flow
+        self.host = host
+        self.port = port
+        self.api_token = api_token
+        self.on_stop = on_stop
+        self.max_loop_lag_s = max_loop_lag_s
+        self.registry = metrics_registry(flow)
+        self.loop_lag_s = 0.0
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<DaemonServer {self.flow.name!r} http://{self.host}:{self.port}>"
+
+    async def start(self) -> None:
+        """Listen; ``port`` is the bound port afterwards (useful with port 0)."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/api/graph", self._graph)
+        app.router.add_post("/api/stop", self._stop)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self._ticker = asyncio.ensure_future(self._tick())
+        log.info("serving metrics and health url=http://%s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _tick(self) -> None:
+        """How late the loop runs a timer: the health signal."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + _TICK_S
+            # Measuring the loop's lateness is the point of this sleep.
+            await asyncio.sleep(_TICK_S)
+            self.loop_lag_s = max(0.0, loop.time() - due)
+
+    # -- handlers ------------------------------------------------------------------------
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        ok = self.loop_lag_s <= self.max_loop_lag_s
+        return web.json_response(
+            {"status": "ok" if ok else "loop lagging", "loop_lag_s": round(self.loop_lag_s, 4)},
+            status=200 if ok else 503,
+        )
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        runtime = self.flow._last_runtime
+        why = None
+        if runtime is None:
+            why = "the flow has not started"
+        elif not getattr(runtime, "ready", False):
+            why = "the flow is starting (restoring its checkpoint, joining its group)"
+        return web.json_response(
+            {"status": "ready" if why is None else why}, status=200 if why is None else 503
+        )
+
+    async def _graph(self, request: web.Request) -> web.Response:
+        return web.json_response(graph(self.flow), dumps=_dumps)
+
+    async def _stop(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        if self.on_stop is None:
+            return web.json_response({"error": "this daemon cannot be stopped over HTTP"}, status=404)
+        log.info("stop requested over HTTP flow=%s", self.flow.name)
+        self.on_stop()
+        return web.json_response({"status": "stopping"}, status=202)
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """401 without a bearer token, 403 for a wrong one or when none is configured."""
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return web.json_response(
+                {"error": "send Authorization: Bearer <token>"}, status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if self.api_token is None:
+            return web.json_response(
+                {"error": "endpoints that change anything are disabled: start with --api-token"}, status=403
+            )
+        if not hmac.compare_digest(header[len("Bearer "):].encode(), self.api_token.encode()):
+            return web.json_response({"error": "wrong token"}, status=403)
+        return None
+
+
+def graph(flow: Dataflow) -> dict[str, Any]:
+    """The flow's stages and edges, with each actor's statistics (JSON-ready)."""
+    stages = [
+        {"name": n.name, "kind": getattr(n, "op", None) or n.kind, "parallelism": n.parallelism}
+        for n in flow.nodes
+    ]
+    edges = [
+        {"from": up.name, "to": n.name, "port": port} for n in flow.nodes for up, port in n.inputs
+    ]
+    out: dict[str, Any] = {"flow": flow.name, "stages": stages, "edges": edges, "time_ms": time.time() * 1000}
+    runtime = flow._last_runtime
+    if runtime is None:
+        out.update(actors=[], mailboxes={}, ready=False)
+        return out
+    stats = runtime.statistics()
+    actors = []
+    for a in stats.actors:
+        total = a.busy_s + a.idle_s + a.backpressured_s
+        actors.append(
+            {
+                "name": a.name,
+                "stages": list(a.stages),
+                "records_in": a.records_in,
+                "records_out": a.records_out,
+                "watermark_ms": a.watermark_ms if math.isfinite(a.watermark_ms) else None,
+                "busy": a.busy_s / total if total else 0.0,
+                "idle": a.idle_s / total if total else 0.0,
+                "backpressured": a.backpressured_s / total if total else 0.0,
+                "dead_letters": a.dead_letters,
+                "finished": a.finished,
+            }
+        )
+    out["actors"] = actors
+    out["mailboxes"] = {
+        name: {"size": m.size, "capacity": m.capacity} for name, m in stats.mailboxes.items()
+    }
+    out["ready"] = bool(getattr(runtime, "ready", False))
+    return out
+
+
+def _dumps(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
