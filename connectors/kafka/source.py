@@ -165,6 +165,8 @@ class KafkaSource(Source):
         self._ends: dict[str, int] = {}
         """stop_at_end: the end offset of each partition when it was first assigned."""
         self._finished = False
+        self._lag: dict[str, int] = {}
+        """Per partition: records between the position and the end, at the last fetch."""
 
     def __repr__(self) -> str:
         what = self.topics if self.topics else f"pattern={self.pattern!r}"
@@ -371,6 +373,10 @@ class KafkaSource(Source):
         """The partitions assigned to this source now."""
         return self._assigned
 
+    def lag(self) -> dict[str, int]:
+        """Consumer lag per assigned partition: records left to read at the last fetch."""
+        return {p: n for p, n in self._lag.items() if p in self._assigned}
+
     def caught_up(self) -> frozenset[str]:
         """Assigned partitions whose position reached the high-water mark at the last fetch."""
         return self._caught
@@ -436,6 +442,7 @@ class KafkaSource(Source):
             pid = self._pid(tp)
             if pos > nxt.get(pid, -1):
                 nxt[pid] = pos
+            self._lag[pid] = max(0, end - pos)
             if pos >= end:
                 caught.append(pid)
         self._caught = frozenset(caught)

@@ -38,6 +38,12 @@ METRIC_NAMES: tuple[str, ...] = (
     *(f"streamcore_{name}_total" for name, _, _ in _STAGE_COUNTERS),
     "streamcore_stage_watermark_milliseconds",
     "streamcore_stage_event_time_lag_seconds",
+    "streamcore_stage_late_records_total",
+    "streamcore_stage_windows_fired_total",
+    "streamcore_stage_window_updates_total",
+    "streamcore_stage_state_windows",
+    "streamcore_stage_state_entries",
+    "streamcore_source_lag_records",
     "streamcore_mailbox_size",
     "streamcore_mailbox_capacity",
     "streamcore_mailbox_blocked_seconds_total",
@@ -46,6 +52,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "streamcore_checkpoint_last_duration_seconds",
     "streamcore_checkpoint_last_bytes",
     "streamcore_checkpoint_last_id",
+    "streamcore_checkpoint_last_age_seconds",
     "streamcore_flow_restarts_total",
     "streamcore_flow_tasks",
     "streamcore_process_cpu_seconds_total",
@@ -99,6 +106,26 @@ class FlowCollector(Collector):
         )
         cp_bytes = GaugeMetricFamily("streamcore_checkpoint_last_bytes", "Bytes of the last checkpoint", labels=["flow"])
         cp_id = GaugeMetricFamily("streamcore_checkpoint_last_id", "Id of the last complete checkpoint", labels=["flow"])
+        late = CounterMetricFamily(
+            "streamcore_stage_late_records", "Records later than the allowed lateness (to .late)", labels=labels
+        )
+        fired = CounterMetricFamily("streamcore_stage_windows_fired", "Window results emitted", labels=labels)
+        updates = CounterMetricFamily(
+            "streamcore_stage_window_updates", "Updated results caused by late records", labels=labels
+        )
+        state_windows = GaugeMetricFamily(
+            "streamcore_stage_state_windows", "Open windows (panes or sessions) held", labels=labels
+        )
+        state_entries = GaugeMetricFamily(
+            "streamcore_stage_state_entries", "Key-and-window accumulators held", labels=labels
+        )
+        source_lag = GaugeMetricFamily(
+            "streamcore_source_lag_records", "Records left to read per partition (Kafka consumer lag)",
+            labels=["flow", "stage", "partition"],
+        )
+        cp_age = GaugeMetricFamily(
+            "streamcore_checkpoint_last_age_seconds", "Time since the last checkpoint completed", labels=["flow"]
+        )
         restarts = CounterMetricFamily(
             "streamcore_flow_restarts", "Restarts under the restart policy", labels=["flow"]
         )
@@ -115,6 +142,20 @@ class FlowCollector(Collector):
                 if math.isfinite(actor.watermark_ms):
                     watermark.add_metric(key, actor.watermark_ms)
                     lag.add_metric(key, max(0.0, (now_ms - actor.watermark_ms) / 1000))
+            for stage, extra in stats.stages.items():
+                key = [name, stage]
+                pairs: tuple[tuple[Any, str], ...] = (
+                    (late, "late"), (fired, "fired"), (updates, "updates"),
+                    (state_windows, "windows"), (state_entries, "accumulators"),
+                )
+                for stage_family, attr in pairs:
+                    if hasattr(extra, attr):
+                        stage_family.add_metric(key, float(getattr(extra, attr)))
+            for actor_obj in getattr(runtime, "actors", ()):
+                lag_of = getattr(getattr(actor_obj, "source", None), "lag", None)
+                if lag_of is not None:
+                    for partition, n in sorted(lag_of().items()):
+                        source_lag.add_metric([name, actor_obj.name, str(partition)], n)
             for box, m in stats.mailboxes.items():
                 size.add_metric([name, box], m.size)
                 capacity.add_metric([name, box], m.capacity)
@@ -128,10 +169,13 @@ class FlowCollector(Collector):
                     cp_id.add_metric([name], cp.last_id)
                     cp_duration.add_metric([name], cp.last_duration_s or 0.0)
                     cp_bytes.add_metric([name], cp.last_bytes or 0)
+                if cp.last_completed_unix_s is not None:
+                    cp_age.add_metric([name], max(0.0, time.time() - cp.last_completed_unix_s))
         restarts.add_metric([flow.name], flow.restarts)
         tasks.add_metric([flow.name], len(runtimes))
         yield from counters.values()
-        yield from (watermark, lag, size, capacity, blocked, cp_done, cp_failed, cp_duration, cp_bytes, cp_id)
+        yield from (watermark, lag, late, fired, updates, state_windows, state_entries, source_lag)
+        yield from (size, capacity, blocked, cp_done, cp_failed, cp_duration, cp_bytes, cp_id, cp_age)
         yield from (restarts, tasks)
 
 

@@ -47,6 +47,8 @@ class CheckpointStatistics:
     last_bytes: int | None
     last_full: bool | None
     restored_from: int | None
+    last_completed_unix_s: float | None = None
+    """When the last checkpoint completed (seconds since the epoch)."""
 
 
 @dataclass
@@ -123,6 +125,7 @@ class CheckpointCoordinator:
         self._failed = 0
         self._consecutive = 0
         self._last: tuple[int, float, int, bool] | None = None
+        self._last_completed_unix_s: float | None = None
         self.restored_from: int | None = None
 
     # -- keys ------------------------------------------------------------------------
@@ -387,6 +390,7 @@ class CheckpointCoordinator:
         self._since_full = 0 if full else self._since_full + 1
         duration = time.perf_counter() - pending.started
         self._last = (n, duration, size, full)
+        self._last_completed_unix_s = time.time()
         log.info(
             "checkpoint complete flow=%s checkpoint=%d full=%s bytes=%d duration_ms=%.1f",
             self.flow, n, full, size, duration * 1000,
@@ -536,6 +540,7 @@ class CheckpointCoordinator:
             last_bytes=None if last is None else last[2],
             last_full=None if last is None else last[3],
             restored_from=self.restored_from,
+            last_completed_unix_s=self._last_completed_unix_s,
         )
 
 

@@ -336,6 +336,7 @@ async def test_an_empty_partition_is_caught_up_and_a_partition_with_a_backlog_is
         await read_until(source, lambda: empty in source.caught_up(), out)
         if len(out) < 6:
             assert full not in source.caught_up()
+            assert source.lag()[full] == 6 - len(out)  # consumer lag, for the metrics
         while len(out) < 6:
             batch = await next_batch(source)
             out.extend(batch)
@@ -344,6 +345,7 @@ async def test_an_empty_partition_is_caught_up_and_a_partition_with_a_backlog_is
         await read_until(source, lambda: full in source.caught_up(), out)
         assert source.caught_up() == {full, empty}
         assert source.position() == {full: 6, empty: 0}
+        assert source.lag() == {full: 0, empty: 0}
         # New data: the partition holding it is behind again until it is read.
         await produce_raw(kafka_bootstrap, topic, [b"6"], partition=1)
         await read_until(source, lambda: len(out) == 7, out)
