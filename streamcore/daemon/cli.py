@@ -212,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
             api_token=args.api_token,
+            reload_logging=lambda: _reload_logging(list(sys.argv[1:] if argv is None else argv)),
         )
         obj = load_target(args.target)
         return run_coroutine(run_target(obj, args.target, options))
@@ -243,6 +244,13 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     run = commands.choices["run"]
     apply_config(run, config_path=first.config)
     return parser.parse_args(argv)
+
+
+def _reload_logging(argv: list[str]) -> str:
+    """SIGHUP: the log level and format again from the flags, environment and config file."""
+    args = _parse(build_parser(), argv)
+    configure_logging(args.log_level, args.log_format)
+    return f"level={args.log_level} format={args.log_format}"
 
 
 def _report(exc: BaseException, full: bool) -> None:

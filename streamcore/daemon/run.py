@@ -21,7 +21,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,8 @@ class RunOptions:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     api_token: str | None = None
+    reload_logging: Callable[[], str] | None = None
+    """SIGHUP calls it: reconfigures logging, returns what it set (for the log)."""
 
     @property
     def scheduled(self) -> bool:
@@ -80,6 +82,26 @@ class RunOptions:
 
 async def run_target(obj: Any, spec: str, options: RunOptions) -> int:
     """Resolve ``obj`` (loaded from ``spec``) and run it; returns the exit status."""
+    loop = asyncio.get_running_loop()
+    if options.reload_logging is not None:
+        loop.add_signal_handler(signal.SIGHUP, _reload_logging, options.reload_logging)
+    try:
+        return await _run_target(obj, spec, options)
+    finally:
+        if options.reload_logging is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+
+def _reload_logging(reload: Callable[[], str]) -> None:
+    try:
+        what = reload()
+    except Exception as exc:
+        log.error("SIGHUP: logging not reconfigured, the settings are not valid error=%r", str(exc))
+        return
+    log.info("SIGHUP: logging reconfigured %s", what)
+
+
+async def _run_target(obj: Any, spec: str, options: RunOptions) -> int:
     target = await resolve_target(obj, spec)
     if isinstance(target, Dataflow):
         _check_flow_options(spec, options)

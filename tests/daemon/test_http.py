@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import urllib.error
 import urllib.request
@@ -167,3 +168,26 @@ def test_without_a_restart_policy_the_same_flow_fails_with_exit_1(tmp_path: Path
     _, stderr = stop(process, tmp_path)
     assert process.returncode == 1
     assert "injected failure" in stderr
+
+
+def test_sighup_reloads_the_log_settings_from_the_config_file(tmp_path: Path) -> None:
+    inputs(tmp_path, 50_000)
+    write(tmp_path, "served.py", FLOW)
+    config = tmp_path / "streamcore.toml"
+    config.write_text('[run]\nlog-format = "text"\n')
+    process = start(tmp_path, "run", "served:flow", "--config", str(config))
+    log = tmp_path / "stderr.txt"
+    try:
+        wait_until(lambda: "running dataflow" in log.read_text(), "the flow to start")
+        config.write_text('[run]\nlog-format = "json"\n')
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: '"message": "SIGHUP: logging reconfigured' in log.read_text(), "a JSON log line")
+        process.terminate()
+        _, stderr = stop(process, tmp_path)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    last = json.loads(stderr.strip().splitlines()[-1])
+    assert last["logger"] == "streamcore.daemon" and last["level"] == "INFO"
+    reloaded = next(json.loads(line) for line in stderr.splitlines() if "logging reconfigured" in line)
+    assert reloaded["format"] == "json"  # the message's key=value pairs are fields
