@@ -5,7 +5,8 @@
 #
 # 1. scripts/setup.sh (venv + editable install; quick when up to date)
 # 2. starts a private Redis and Kafka under .services/run-<pid>/ (stopped on exit)
-# 3. ruff check, mypy, then pytest -q -ra with the arguments given
+# 3. ruff check, mypy, then (scripts/browser.sh) makes sure a headless chromium is there
+# 4. pytest -q -ra with the arguments given
 #
 # Exits non-zero when any phase fails. With CI=true, a skipped test also fails the run
 # (see tests/conftest.py). Set STREAMCORE_TEST_SKIP_LINT=1 to run only pytest.
@@ -179,6 +180,15 @@ else
     FAILED=1
     exit 1
 fi
+
+# After the services (their start may apt-get too): the live page's browser test needs it.
+browser_env() {
+    local out
+    out="$(bash "$ROOT/scripts/browser.sh" ensure)" || return 1
+    eval "$out"
+    export CHROMIUM CHROMEDRIVER
+}
+phase browser browser_env || true
 
 phase pytest run_pytest "$@" || true
 [[ $FAILED == 0 ]] || exit 1

@@ -5,6 +5,8 @@ Routes (docs/operations.md):
 - ``GET /metrics``: Prometheus text format (``streamcore.metrics``).
 - ``GET /healthz``: 200 while the event loop is responsive (a ticker measures how late
   it runs); 503 once it lags more than ``max_loop_lag_s``.
+- ``GET /``: the live page (static/index.html: plain HTML, CSS and JS polling
+  ``/api/graph``; nothing is fetched from elsewhere).
 - ``GET /readyz``: 200 once the flow runs (restored from its checkpoint, and for a
   scaled-out flow every assigned task started); 503 with the reason before.
 - ``GET /api/graph``: JSON of the stages, edges and per-actor statistics.
@@ -23,6 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -38,6 +41,7 @@ __all__ = ["DaemonServer"]
 log = logging.getLogger("streamcore.daemon")
 
 _TICK_S = 0.25
+_PAGE = Path(__file__).with_name("static") / "index.html"
 
 
 class DaemonServer:
@@ -70,6 +74,7 @@ class DaemonServer:
     async def start(self) -> None:
         """Listen; ``port`` is the bound port afterwards (useful with port 0)."""
         app = web.Application()
+        app.router.add_get("/", self._page)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -106,6 +111,9 @@ class DaemonServer:
             self.loop_lag_s = max(0.0, loop.time() - due)
 
     # -- handlers ------------------------------------------------------------------------
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(body=_PAGE.read_bytes(), content_type="text/html", charset="utf-8")
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(self.registry)
@@ -171,7 +179,7 @@ def graph(flow: Dataflow) -> dict[str, Any]:
     out: dict[str, Any] = {"flow": flow.name, "stages": stages, "edges": edges, "time_ms": time.time() * 1000}
     runtime = flow._last_runtime
     if runtime is None:
-        out.update(actors=[], mailboxes={}, ready=False)
+        out.update(actors=[], mailboxes={}, ready=False, checkpoints=None)
         return out
     stats = runtime.statistics()
     actors = []
@@ -196,7 +204,26 @@ def graph(flow: Dataflow) -> dict[str, Any]:
         name: {"size": m.size, "capacity": m.capacity} for name, m in stats.mailboxes.items()
     }
     out["ready"] = bool(getattr(runtime, "ready", False))
+    out["checkpoints"] = _checkpoints(runtime)
     return out
+
+
+def _checkpoints(runtime: Any) -> dict[str, Any] | None:
+    """Checkpoint counters, summed over partition tasks (last id: the newest)."""
+    tasks = getattr(runtime, "tasks", None)
+    runtimes = [runtime] if tasks is None else [t.runtime for t in tasks.values() if t.runtime is not None]
+    stats = [r.coordinator.statistics() for r in runtimes if getattr(r, "coordinator", None) is not None]
+    if not stats:
+        return None
+    last = max((s for s in stats if s.last_id is not None), key=lambda s: s.last_id or 0, default=None)
+    return {
+        "completed": sum(s.completed for s in stats),
+        "failed": sum(s.failed for s in stats),
+        "last_id": None if last is None else last.last_id,
+        "last_duration_s": None if last is None else last.last_duration_s,
+        "last_bytes": None if last is None else last.last_bytes,
+        "restored_from": max((s.restored_from for s in stats if s.restored_from is not None), default=None),
+    }
 
 
 def _dumps(value: Any) -> str:
