@@ -14,8 +14,15 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+
+from streamcore.runtime.actor import BATCH_BUCKETS_S
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
@@ -36,6 +43,7 @@ _STAGE_COUNTERS = (
 
 METRIC_NAMES: tuple[str, ...] = (
     *(f"streamcore_{name}_total" for name, _, _ in _STAGE_COUNTERS),
+    "streamcore_stage_batch_seconds",
     "streamcore_stage_watermark_milliseconds",
     "streamcore_stage_event_time_lag_seconds",
     "streamcore_stage_late_records_total",
@@ -106,6 +114,11 @@ class FlowCollector(Collector):
         )
         cp_bytes = GaugeMetricFamily("streamcore_checkpoint_last_bytes", "Bytes of the last checkpoint", labels=["flow"])
         cp_id = GaugeMetricFamily("streamcore_checkpoint_last_id", "Id of the last complete checkpoint", labels=["flow"])
+        batch_time = HistogramMetricFamily(
+            "streamcore_stage_batch_seconds",
+            "Time an actor took to handle a batch (including any wait for room downstream)",
+            labels=labels,
+        )
         late = CounterMetricFamily(
             "streamcore_stage_late_records", "Records later than the allowed lateness (to .late)", labels=labels
         )
@@ -139,6 +152,12 @@ class FlowCollector(Collector):
                 key = [name, actor.name]
                 for attr, family in counters.items():
                     family.add_metric(key, float(getattr(actor, attr)))
+                if actor.batch_seconds_counts:
+                    running, buckets = 0, []
+                    for bound, n in zip((*BATCH_BUCKETS_S, math.inf), actor.batch_seconds_counts, strict=True):
+                        running += n
+                        buckets.append(("+Inf" if bound == math.inf else repr(bound), running))
+                    batch_time.add_metric(key, buckets, actor.batch_seconds_sum)
                 if math.isfinite(actor.watermark_ms):
                     watermark.add_metric(key, actor.watermark_ms)
                     lag.add_metric(key, max(0.0, (now_ms - actor.watermark_ms) / 1000))
@@ -174,7 +193,7 @@ class FlowCollector(Collector):
         restarts.add_metric([flow.name], flow.restarts)
         tasks.add_metric([flow.name], len(runtimes))
         yield from counters.values()
-        yield from (watermark, lag, late, fired, updates, state_windows, state_entries, source_lag)
+        yield from (batch_time, watermark, lag, late, fired, updates, state_windows, state_entries, source_lag)
         yield from (size, capacity, blocked, cp_done, cp_failed, cp_duration, cp_bytes, cp_id, cp_age)
         yield from (restarts, tasks)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ __all__ = ["Actor", "ActorStatistics", "DeadLetterCollector", "SourceActor"]
 log = logging.getLogger("streamcore.runtime")
 
 NEG_INF = -math.inf
+BATCH_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""Upper bounds of the batch-handling time histogram (``ActorStatistics.batch_seconds_counts``)."""
 POS_INF = math.inf
 
 
@@ -73,6 +76,10 @@ class ActorStatistics:
     dead_letters: int
     skipped: int
     finished: bool
+    batch_seconds_counts: tuple[int, ...] = ()
+    """Batches handled per bucket of ``BATCH_BUCKETS_S`` (the last: slower than all of them);
+    empty for sources. The time includes waiting for room downstream."""
+    batch_seconds_sum: float = 0.0
 
 
 class DeadLetterCollector:
@@ -135,6 +142,8 @@ class Actor:
         self.watermarks = [NEG_INF] * channels
         self.idle = [False] * channels
         self._all_idle = False
+        self.batch_counts = [0] * (len(BATCH_BUCKETS_S) + 1)
+        self.batch_seconds_sum = 0.0
         self.ended = [False] * channels
         self.watermark_ms: float = NEG_INF
         self.records_in = 0
@@ -203,6 +212,9 @@ class Actor:
                 await head.on_batch(msg.records, msg.timestamps)  # type: ignore[union-attr]
                 if dead.pending:
                     await dead.flush()
+                spent = perf_counter() - started
+                self.batch_counts[bisect_left(BATCH_BUCKETS_S, spent)] += 1
+                self.batch_seconds_sum += spent
             elif cls is Watermark:
                 await self._on_watermark(msg)  # type: ignore[arg-type]
             elif cls is Barrier:
@@ -332,6 +344,8 @@ class Actor:
             dead_letters=self.dead.dead_letters,
             skipped=self.dead.skipped,
             finished=self.finished,
+            batch_seconds_counts=tuple(self.batch_counts),
+            batch_seconds_sum=self.batch_seconds_sum,
         )
 
 

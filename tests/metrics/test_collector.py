@@ -50,11 +50,13 @@ async def test_counters_move_while_the_flow_runs_and_every_documented_name_is_ex
         await asyncio.wait_for(run, 20)
     finally:
         run.cancel()
-    names = {name for name, _ in found}
+    names = {name for name, _ in found} | {n[: -len("_bucket")] for n, _ in found if n.endswith("_bucket")}
     for name in METRIC_NAMES:
         if name != "streamcore_source_lag_records":  # Kafka sources only (test_kafka.py)
             assert name in names, name
     assert value(found, "streamcore_stage_state_windows", flow="metrics", stage="window") is not None
+    batches = value(found, "streamcore_stage_batch_seconds_count", flow="metrics", stage="key_by+window+row+out")
+    assert batches is not None and batches > 0
     assert seen == sorted(seen)
     assert value(found, "streamcore_mailbox_capacity", flow="metrics", mailbox="key_by+window+row+out") == 10_000
     assert (value(found, "streamcore_checkpoints_completed_total", flow="metrics") or 0) >= 1
