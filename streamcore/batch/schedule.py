@@ -125,11 +125,16 @@ async def run_scheduled(
     store: StateStore | None = None,
     codec: Codec | None = None,
     progress: bool | ProgressReporter = False,
+    triggers: asyncio.Queue[asyncio.Future[str]] | None = None,
 ) -> None:
     """Run ``pipe`` at every fire time of ``schedule`` until ``stop_event`` is set.
 
     A run that raises (rather than returning a failed result) stops the loop: the error
     is recorded in ``history`` and raised once the runs in flight have ended.
+
+    ``triggers`` asks for runs now (the daemon's ``POST /api/pipelines/<name>/runs``):
+    each future put there gets the new run's id, or a ``RuntimeError`` when a run is in
+    flight and the schedule does not allow overlap.
     """
     pipe.validate()
     in_flight: dict[asyncio.Task[None], datetime] = {}
@@ -137,8 +142,8 @@ async def run_scheduled(
     next_fire = schedule.next_after(clock.now())
     stop_wait = asyncio.ensure_future(stop_event.wait())
 
-    async def one_run(fire: datetime) -> None:
-        run_id = schedule.run_id(pipe.name, fire)
+    async def one_run(fire: datetime, run_id: str | None = None) -> None:
+        run_id = run_id or schedule.run_id(pipe.name, fire)
         try:
             result = await pipe.run(run_id=run_id, store=store, codec=codec, progress=progress, clock=clock)
         except Exception as exc:
@@ -152,10 +157,24 @@ async def run_scheduled(
             if inspect.isawaitable(outcome):
                 await outcome
 
-    def start(fire: datetime) -> None:
+    def start(fire: datetime, run_id: str | None = None) -> None:
         log.info("scheduled run starting pipeline=%s scheduled_for=%s", pipe.name, fire.isoformat())
-        run = asyncio.ensure_future(one_run(fire))
+        run = asyncio.ensure_future(one_run(fire, run_id))
         in_flight[run] = fire
+
+    def triggered(asked: asyncio.Future[str]) -> None:
+        if asked.done():
+            return  # the one who asked gave up waiting
+        if in_flight and not schedule.allow_overlap:
+            asked.set_exception(RuntimeError(f"a run of pipeline {pipe.name!r} is in flight"))
+            return
+        now = clock.now()
+        run_id = f"{pipe.name}-now-{now.strftime('%Y%m%dT%H%M%S%f')}"
+        log.info("run asked for now pipeline=%s run=%s", pipe.name, run_id)
+        start(now, run_id)
+        asked.set_result(run_id)
+
+    trigger_wait: asyncio.Future[asyncio.Future[str]] | None = None
 
     def reap() -> None:
         for run in [r for r in in_flight if r.done()]:
@@ -172,13 +191,21 @@ async def run_scheduled(
                 continue
             # Step 1.
             sleeper = asyncio.ensure_future(clock.sleep_until(next_fire))
+            if triggers is not None and trigger_wait is None:
+                trigger_wait = asyncio.ensure_future(triggers.get())
+            waits = {sleeper, stop_wait, *in_flight} | ({trigger_wait} if trigger_wait is not None else set())
             try:
-                await asyncio.wait({sleeper, stop_wait, *in_flight}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 if not sleeper.done():
                     sleeper.cancel()
             if stop_event.is_set():
                 break
+            if trigger_wait is not None and trigger_wait.done():
+                reap()
+                triggered(trigger_wait.result())
+                trigger_wait = None
+                continue
             now = clock.now()
             if now < next_fire:
                 continue  # a run ended; go round to reap it and maybe catch up
@@ -207,6 +234,8 @@ async def run_scheduled(
         raise
     finally:
         stop_wait.cancel()
+        if trigger_wait is not None:
+            trigger_wait.cancel()
         # Step 5.
         if in_flight:
             await asyncio.wait(set(in_flight))

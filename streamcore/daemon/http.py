@@ -10,8 +10,11 @@ Routes (docs/operations.md):
 - ``GET /readyz``: 200 once the flow runs (restored from its checkpoint, and for a
   scaled-out flow every assigned task started); 503 with the reason before.
 - ``GET /api/graph``: JSON of the stages, edges and per-actor statistics.
-- ``POST /api/stop``: stop the flow as SIGTERM does. Changes something, so it needs
-  ``Authorization: Bearer <token>`` (401 without one, 403 for a wrong one) and is
+- ``GET /api/runs``: recent runs of the scheduled pipeline and their tasks.
+- ``POST /api/stop``: stop the flow as SIGTERM does; ``POST /api/pipelines/<name>/runs``:
+  run the scheduled pipeline now (202 with the run id; 409 while a run is in flight and
+  the schedule does not allow overlap). They change something, so they need
+  ``Authorization: Bearer <token>`` (401 without one, 403 for a wrong one) and are
   disabled (403) when the daemon has no token.
 
 The server binds 127.0.0.1 unless told otherwise.
@@ -25,18 +28,20 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streamcore.batch.history import RunHistory
 from streamcore.metrics import metrics_registry
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
 
-__all__ = ["DaemonServer"]
+__all__ = ["DaemonServer", "ScheduledPipeline", "graph"]
 
 log = logging.getLogger("streamcore.daemon")
 
@@ -44,13 +49,24 @@ _TICK_S = 0.25
 _PAGE = Path(__file__).with_name("static") / "index.html"
 
 
+@dataclass
+class ScheduledPipeline:
+    """A pipeline the daemon runs on a schedule: its recent runs, and how to ask for one now."""
+
+    name: str
+    history: RunHistory
+    triggers: asyncio.Queue[asyncio.Future[str]] = field(default_factory=asyncio.Queue)
+
+
 class DaemonServer:
-    """Serves one flow's metrics and state; ``start()`` then ``stop()``."""
+    """Serves one flow's (or a scheduled pipeline's) metrics and state; ``start()`` then
+    ``stop()``."""
 
     def __init__(
         self,
-        flow: Dataflow,
+        flow: Dataflow | None,
         *,
+        pipeline: ScheduledPipeline | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         api_token: str | None = None,
@@ -58,6 +74,7 @@ class DaemonServer:
         max_loop_lag_s: float = 5.0,
     ) -> None:
         self.flow = flow
+        self.pipeline = pipeline
         self.host = host
         self.port = port
         self.api_token = api_token
@@ -69,7 +86,8 @@ class DaemonServer:
         self._ticker: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        return f"<DaemonServer {self.flow.name!r} http://{self.host}:{self.port}>"
+        what = self.flow.name if self.flow is not None else getattr(self.pipeline, "name", None)
+        return f"<DaemonServer {what!r} http://{self.host}:{self.port}>"
 
     async def start(self) -> None:
         """Listen; ``port`` is the bound port afterwards (useful with port 0)."""
@@ -80,6 +98,8 @@ class DaemonServer:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/api/graph", self._graph)
         app.router.add_post("/api/stop", self._stop)
+        app.router.add_get("/api/runs", self._runs)
+        app.router.add_post("/api/pipelines/{name}/runs", self._trigger)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -127,6 +147,8 @@ class DaemonServer:
         )
 
     async def _readyz(self, request: web.Request) -> web.Response:
+        if self.flow is None:
+            return web.json_response({"status": "ready"})  # a schedule is ready once it runs
         runtime = self.flow._last_runtime
         why = None
         if runtime is None:
@@ -138,13 +160,37 @@ class DaemonServer:
         )
 
     async def _graph(self, request: web.Request) -> web.Response:
+        if self.flow is None:
+            return web.json_response({"error": "this daemon runs a pipeline, not a dataflow"}, status=404)
         return web.json_response(graph(self.flow), dumps=_dumps)
+
+    async def _runs(self, request: web.Request) -> web.Response:
+        runs = [] if self.pipeline is None else self.pipeline.history.as_json()
+        return web.json_response({"runs": runs}, dumps=_dumps)
+
+    async def _trigger(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        name = request.match_info["name"]
+        if self.pipeline is None or self.pipeline.name != name:
+            return web.json_response({"error": f"no scheduled pipeline {name!r} here"}, status=404)
+        asked: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        await self.pipeline.triggers.put(asked)
+        try:
+            run_id = await asyncio.wait_for(asyncio.shield(asked), 10)
+        except RuntimeError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        except TimeoutError:
+            asked.cancel()
+            return web.json_response({"error": "the scheduler did not answer"}, status=503)
+        return web.json_response({"run_id": run_id}, status=202)
 
     async def _stop(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
         if refused is not None:
             return refused
-        if self.on_stop is None:
+        if self.on_stop is None or self.flow is None:
             return web.json_response({"error": "this daemon cannot be stopped over HTTP"}, status=404)
         log.info("stop requested over HTTP flow=%s", self.flow.name)
         self.on_stop()

@@ -27,6 +27,7 @@ from typing import Any
 
 from streamcore.batch.clock import SystemClock
 from streamcore.batch.durations import parse_duration
+from streamcore.batch.history import RunHistory
 from streamcore.batch.pipeline import Pipeline
 from streamcore.batch.progress import ProgressReporter, make_reporter
 from streamcore.batch.result import PipelineResult, TaskRun
@@ -106,16 +107,21 @@ async def _run_target(obj: Any, spec: str, options: RunOptions) -> int:
     if isinstance(target, Dataflow):
         _check_flow_options(spec, options)
         return await run_dataflow(target, _checkpointing(options), options)
-    if options.restart is not None or options.metrics_port is not None:
+    if options.restart is not None:
         raise UsageError(
-            f"{spec!r} is a Pipeline; --restart and --metrics-port are for Dataflows "
-            "(a pipeline's tasks retry with their own Retry)"
+            f"{spec!r} is a Pipeline; --restart is for Dataflows (a pipeline's tasks retry "
+            "with their own Retry)"
         )
     schedule = _make_schedule(options)
+    if options.metrics_port is not None and schedule is None:
+        raise UsageError(
+            f"--metrics-port serves a Dataflow or a scheduled pipeline; {spec!r} runs once "
+            "(add --schedule or --every)"
+        )
     store = _open_store(options.state_url)
     try:
         if schedule is not None:
-            return await run_pipeline_on_schedule(target, schedule, store)
+            return await run_pipeline_on_schedule(target, schedule, store, options)
         return await run_pipeline(target, options.run_id, store)
     finally:
         if store is not None:
@@ -339,8 +345,15 @@ async def run_pipeline(pipe: Pipeline, run_id: str | None, store: StateStore | N
     return EXIT_FAILED
 
 
-async def run_pipeline_on_schedule(pipe: Pipeline, schedule: Schedule, store: StateStore | None) -> int:
-    """Run ``pipe`` at every fire time until a signal; failed runs are reported, not fatal."""
+async def run_pipeline_on_schedule(
+    pipe: Pipeline, schedule: Schedule, store: StateStore | None, options: RunOptions | None = None
+) -> int:
+    """Run ``pipe`` at every fire time until a signal; failed runs are reported, not fatal.
+
+    With ``options.metrics_port``, the HTTP server lists recent runs (``/api/runs``) and
+    runs the pipeline now on ``POST /api/pipelines/<name>/runs`` (with the API token).
+    """
+    options = options or RunOptions()
     stop = asyncio.Event()
 
     def on_signal(signum: int) -> None:
@@ -365,6 +378,25 @@ async def run_pipeline_on_schedule(pipe: Pipeline, schedule: Schedule, store: St
     )
     signals = GracefulSignals(on_signal)
     signals.install()
+    history = RunHistory()
+    server = None
+    triggers: asyncio.Queue[asyncio.Future[str]] | None = None
+    if options.metrics_port is not None:
+        from streamcore.daemon.http import DaemonServer, ScheduledPipeline
+
+        scheduled = ScheduledPipeline(pipe.name, history)
+        triggers = scheduled.triggers
+        server = DaemonServer(
+            None, pipeline=scheduled, host=options.metrics_host, port=options.metrics_port,
+            api_token=options.api_token,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            signals.remove()
+            raise UsageError(
+                f"cannot serve on {options.metrics_host}:{options.metrics_port}: {exc.strerror or exc}"
+            ) from None
     try:
         await run_scheduled(
             pipe,
@@ -372,11 +404,15 @@ async def run_pipeline_on_schedule(pipe: Pipeline, schedule: Schedule, store: St
             clock=clock,
             stop_event=stop,
             on_result=on_result,
+            history=history,
             store=store,
             progress=True,
+            triggers=triggers,
         )
     finally:
         signals.remove()
+        if server is not None:
+            await server.stop()
     log.info("pipeline %r schedule stopped", pipe.name)
     return EXIT_OK
 

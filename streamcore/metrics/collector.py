@@ -221,10 +221,11 @@ class _PsutilCollector(Collector):
             yield GaugeMetricFamily("streamcore_process_threads", "Threads", value=p.num_threads())
 
 
-def metrics_registry(flow: Dataflow) -> CollectorRegistry:
-    """A registry with ``flow``'s metrics, the process (psutil) and Python's collectors."""
+def metrics_registry(flow: Dataflow | None) -> CollectorRegistry:
+    """A registry with ``flow``'s metrics (if any), the process (psutil) and Python's collectors."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FlowCollector(flow))
+    if flow is not None:
+        registry.register(FlowCollector(flow))
     registry.register(_PsutilCollector())
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)

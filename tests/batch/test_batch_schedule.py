@@ -203,3 +203,28 @@ async def test_a_run_that_raises_stops_the_schedule_and_is_recorded(manual_clock
     with pytest.raises(ConnectionError, match="store is down"):
         await asyncio.wait_for(loop, 10)
     assert [r.outcome for r in history.runs()] == ["error"]
+
+
+async def test_a_run_asked_for_now_starts_at_once_and_not_while_one_is_in_flight(manual_clock, eventually) -> None:
+    manual_clock.set(at(12, 0, 1))
+    gate = Gate()
+    triggers: asyncio.Queue[asyncio.Future[str]] = asyncio.Queue()
+    stop, history, results, loop = await start_loop(
+        gated_pipeline(gate), Schedule(every="1h"), manual_clock, triggers=triggers
+    )
+    await eventually(lambda: manual_clock.sleepers == 1)
+    first: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    await triggers.put(first)
+    run_id = await asyncio.wait_for(first, 10)
+    assert run_id == "nightly-now-20240101T120001000000"
+    await eventually(lambda: gate.entered == 1)
+    busy: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    await triggers.put(busy)
+    with pytest.raises(RuntimeError, match="in flight"):
+        await asyncio.wait_for(busy, 10)
+    gate.open.set()
+    await eventually(lambda: len(results) == 1)
+    stop.set()
+    await asyncio.wait_for(loop, 10)
+    assert results[0].run_id == run_id and results[0].ok
+    assert [r["run_id"] for r in history.as_json()] == [run_id]

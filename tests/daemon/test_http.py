@@ -191,3 +191,57 @@ def test_sighup_reloads_the_log_settings_from_the_config_file(tmp_path: Path) ->
     assert last["logger"] == "streamcore.daemon" and last["level"] == "INFO"
     reloaded = next(json.loads(line) for line in stderr.splitlines() if "logging reconfigured" in line)
     assert reloaded["format"] == "json"  # the message's key=value pairs are fields
+
+
+PIPELINE = """
+from pathlib import Path
+
+import streamcore as sc
+
+HERE = Path(__file__).parent
+pipe = sc.Pipeline("etl")
+
+
+@pipe.task()
+def extract():
+    return [1, 2, 3]
+
+
+@pipe.task(depends_on=[extract])
+def load(rows):
+    with (HERE / "loaded.txt").open("a") as f:
+        f.write(f"{sum(rows)}\\n")
+    return len(rows)
+"""
+
+
+def test_a_scheduled_pipeline_runs_now_on_request_and_lists_its_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "etl.py", PIPELINE)
+    port = free_port()
+    monkeypatch.setenv("STREAMCORE_API_TOKEN", "t0ken")
+    process = start(tmp_path, "run", "etl:pipe", "--every", "1h", "--metrics-port", str(port))
+    try:
+        wait_until(lambda: get(port, "/readyz")[0] == 200, "the daemon to serve")
+        assert json.loads(get(port, "/api/runs")[1]) == {"runs": []}
+        assert get(port, "/api/pipelines/etl/runs", method="POST")[0] == 401
+        assert get(port, "/api/pipelines/etl/runs", method="POST", token="nope")[0] == 403
+        assert get(port, "/api/pipelines/other/runs", method="POST", token="t0ken")[0] == 404
+        status, body = get(port, "/api/pipelines/etl/runs", method="POST", token="t0ken")
+        assert status == 202, body
+        run_id = json.loads(body)["run_id"]
+
+        def finished() -> list[Any]:
+            return [r for r in json.loads(get(port, "/api/runs")[1])["runs"] if r["run_id"] == run_id]
+
+        wait_until(lambda: bool(finished()), "the run to be listed")
+        run = finished()[0]
+        assert run["outcome"] == "succeeded" and run["tasks"] == {"extract": "succeeded", "load": "succeeded"}
+        assert (tmp_path / "loaded.txt").read_text() == "6\n"
+        assert get(port, "/api/graph")[0] == 404  # a pipeline daemon has no flow graph
+        process.terminate()
+        _, stderr = stop(process, tmp_path)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
