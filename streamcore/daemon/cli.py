@@ -41,9 +41,15 @@ targets:
   attr is a Dataflow, a Pipeline, or a function (sync or async) taking no
   arguments that returns one.
 
+signals:
+  SIGTERM/SIGINT  stop: with --state a Dataflow stops at a checkpoint (open windows
+                  kept for the next run), without it the records in flight drain;
+                  a second signal exits at once
+  SIGHUP          read the log level and format again (flags, environment, --config)
+
 exit status:
-  0    the flow ended (its sources finished, or SIGTERM/SIGINT stopped it and
-       it drained), or the pipeline run succeeded
+  0    the flow ended (its sources finished, or SIGTERM/SIGINT stopped it), or the
+       pipeline run succeeded
   1    the flow failed, or a pipeline task failed or timed out
   2    usage error, or the target could not be loaded or is invalid
        (nothing ran)
