@@ -380,6 +380,16 @@ class Service:
         self._run("stop", 120)
 
 
+def stop_services(services: list[Service], tmp: Path) -> None:
+    """Stop what was started, newest first, reporting (not raising) a failed stop."""
+    for s in reversed(services):
+        try:
+            s.stop()
+        except Exception as exc:
+            print(f"# stopping {s.script.name}: {exc}", file=sys.stderr)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -844,12 +854,7 @@ def main(argv: list[str] | None = None) -> int:
             a.json.write_text(json.dumps({"expected": expected, "runs": runs}, indent=1) + "\n")
         return 1 if problems else 0
     finally:
-        for s in reversed(services):
-            try:
-                s.stop()
-            except Exception as exc:
-                print(f"# stopping {s.script.name}: {exc}", file=sys.stderr)
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_services(services, tmp)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,6 @@ import math
 import os
 import platform
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -70,7 +69,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _common import RESULT_PREFIX, job_env, parse_result, peak_rss_kib  # noqa: E402
-from bench_kafka import ROOT, Service, create_topic  # noqa: E402
+from bench_kafka import ROOT, Service, create_topic, stop_services  # noqa: E402
 from soak_job import OUT_OF_ORDER_MS, WINDOW_MS  # noqa: E402
 
 THIS = Path(__file__).resolve()
@@ -1094,12 +1093,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         raise
     finally:
-        for svc in reversed(services):
-            try:
-                svc.stop()
-            except Exception as exc:
-                print(f"# stopping {svc.script.name}: {exc}", file=sys.stderr)
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_services(services, tmp)
 
 
 if __name__ == "__main__":
