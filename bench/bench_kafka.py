@@ -380,6 +380,17 @@ class Service:
         self._run("stop", 120)
 
 
+def engine_for_jobs(mode: str, engine_dir: Path) -> tuple[dict[str, str], str]:
+    """The job processes' environment and what engine they run: a snapshot of the engine
+    copied into ``engine_dir`` (``mode="snapshot"``), or the live checkout."""
+    from run import git_state, snapshot_engine
+
+    if mode == "snapshot":
+        engine_dir.mkdir(parents=True)
+        return job_env(engine_dir), f"snapshot {snapshot_engine(engine_dir)} of {ROOT} ({git_state()})"
+    return job_env(None), f"live checkout {ROOT} ({git_state()})"
+
+
 def stop_services(services: list[Service], tmp: Path) -> None:
     """Stop what was started, newest first, reporting (not raising) a failed stop."""
     for s in reversed(services):
@@ -737,18 +748,9 @@ def main(argv: list[str] | None = None) -> int:
         if k not in LABELS:
             ap.error(f"unknown workload {k!r}; choose from {','.join(LABELS)}")
 
-    from run import git_state, snapshot_engine
-
     path = cached_events(a.events, a.seed)
     tmp = Path(tempfile.mkdtemp(prefix="streamcore-bench-kafka-"))
-    engine_dir: Path | None = None
-    if a.engine == "snapshot":
-        engine_dir = tmp / "engine"
-        engine_dir.mkdir()
-        engine = f"snapshot {snapshot_engine(engine_dir)} of {ROOT} ({git_state()})"
-    else:
-        engine = f"live checkout {ROOT} ({git_state()})"
-    env = job_env(engine_dir)
+    env, engine = engine_for_jobs(a.engine, tmp / "engine")
     services: list[Service] = []
     peers_info = ""
     if any(k in PEERS for k in kinds):

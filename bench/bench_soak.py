@@ -68,8 +68,8 @@ from typing import Any, ClassVar
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import RESULT_PREFIX, job_env, parse_result, peak_rss_kib  # noqa: E402
-from bench_kafka import ROOT, Service, create_topic, stop_services  # noqa: E402
+from _common import RESULT_PREFIX, parse_result, peak_rss_kib  # noqa: E402
+from bench_kafka import ROOT, Service, create_topic, engine_for_jobs, stop_services  # noqa: E402
 from soak_job import OUT_OF_ORDER_MS, WINDOW_MS  # noqa: E402
 
 THIS = Path(__file__).resolve()
@@ -1000,17 +1000,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.warmup >= a.duration:
         ap.error("--warmup must be shorter than --duration")
 
-    from run import git_state, snapshot_engine
-
     tmp = Path(tempfile.mkdtemp(prefix="streamcore-bench-soak-"))
-    engine_dir: Path | None = None
-    if a.engine == "snapshot":
-        engine_dir = tmp / "engine"
-        engine_dir.mkdir()
-        engine = f"snapshot {snapshot_engine(engine_dir)} of {ROOT} ({git_state()})"
-    else:
-        engine = f"live checkout {ROOT} ({git_state()})"
-    env = job_env(engine_dir)
+    env, engine = engine_for_jobs(a.engine, tmp / "engine")
     services: list[Service] = []
     pids: dict[str, int | None] = {}
     log_path = tmp / "daemon.log"

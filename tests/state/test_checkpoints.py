@@ -129,6 +129,11 @@ async def reference(path: Path) -> list[Any]:
 
 @pytest.fixture
 def events(tmp_path: Path) -> Path:
+    """12,000 click events (``write_events``), also used by test_suspend.py."""
+    return events_file(tmp_path)
+
+
+def events_file(tmp_path: Path) -> Path:
     path = tmp_path / "events.jsonl"
     write_events(path, 12_000)
     return path

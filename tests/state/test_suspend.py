@@ -16,7 +16,7 @@ import pytest
 import streamcore as sc
 from streamcore.errors import CheckpointError
 from streamcore.runtime.runner import Runtime
-from tests.state.test_checkpoints import TxSink, reference, window_flow, write_events
+from tests.state.test_checkpoints import TxSink, events_file, reference, window_flow
 
 
 async def wait_until(condition: object, deadline_s: float = 20.0) -> None:
@@ -28,9 +28,7 @@ async def wait_until(condition: object, deadline_s: float = 20.0) -> None:
 
 @pytest.fixture
 def events(tmp_path: Path) -> Path:
-    path = tmp_path / "events.jsonl"
-    write_events(path, 12_000)
-    return path
+    return events_file(tmp_path)
 
 
 async def test_a_suspended_flow_fires_no_window_early_and_resumes_exactly(events: Path) -> None:
