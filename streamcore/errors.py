@@ -11,6 +11,9 @@ The tree::
     ├── StateError                   the state store failed or holds something unreadable
     │   └── SerializationError       a value cannot be written to (or read from) the store
     ├── CheckpointError              checkpoints keep failing, or recovery is impossible
+    │   └── CheckpointSetupError     the run cannot checkpoint as set up (also a SetupError)
+    ├── SetupError                   the run cannot start as set up; a restart would not help
+    ├── DrainTimeoutError            a drain did not end within its bound; records were lost
     ├── PipelineError                a batch pipeline failed
     │   └── PipelineValidationError  the task graph is wrong; raised before anything runs
     └── MailboxClosedError           a mailbox was used after it was closed (engine bug or misuse)
@@ -22,13 +25,16 @@ from __future__ import annotations
 
 __all__ = [
     "CheckpointError",
+    "CheckpointSetupError",
     "ConnectorError",
+    "DrainTimeoutError",
     "GraphError",
     "MailboxClosedError",
     "MailboxFullError",
     "PipelineError",
     "PipelineValidationError",
     "SerializationError",
+    "SetupError",
     "SinkError",
     "SourceError",
     "StageError",
@@ -76,6 +82,24 @@ class SerializationError(StateError):
 
 class CheckpointError(StreamcoreError):
     """Checkpointing failed more often than allowed, or recovery is impossible."""
+
+
+class SetupError(StreamcoreError):
+    """The run cannot start as set up (a source that cannot rewind under checkpoints...).
+
+    Another attempt would meet the same error, so restart policies do not retry it."""
+
+
+class CheckpointSetupError(CheckpointError, SetupError):
+    """Checkpoints cannot work with this flow as set up (e.g. a source that cannot rewind)."""
+
+
+class DrainTimeoutError(StreamcoreError):
+    """A drain did not end within its bound; ``in_flight`` records were still on the way."""
+
+    def __init__(self, message: str, *, in_flight: int) -> None:
+        super().__init__(message)
+        self.in_flight = in_flight
 
 
 class PipelineError(StreamcoreError):

@@ -120,6 +120,10 @@ class Source:
         topic), or None to derive it from event times and ``max_out_of_orderness``."""
         return None
 
+    def lag(self) -> dict[Any, int]:
+        """Records not read yet, per partition, where the source can tell (metrics)."""
+        return {}
+
     async def close(self) -> None:
         """Release whatever ``open`` took."""
 

@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. fixed:5:10s) or exponential:ATTEMPTS[:DELAY[:MAX_DELAY]] (e.g. exponential:10:1s:1m)",
     )
     flows.add_argument(
+        "--drain-timeout",
+        metavar="DURATION",
+        help="bound on a graceful stop (drain, or with --state a stop at a checkpoint), e.g. 30s "
+        "(default 30s); past it the flow is cancelled: with --state the next run resumes from the "
+        "last complete checkpoint, without it the command exits 1 naming the records lost",
+    )
+    flows.add_argument(
         "--metrics-port",
         metavar="PORT",
         type=int,
@@ -218,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
             api_token=args.api_token,
+            drain_timeout=args.drain_timeout,
             reload_logging=lambda: _reload_logging(list(sys.argv[1:] if argv is None else argv)),
         )
         obj = load_target(args.target)

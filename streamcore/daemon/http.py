@@ -39,7 +39,7 @@ from streamcore.batch.history import RunHistory
 from streamcore.metrics import metrics_registry
 
 if TYPE_CHECKING:
-    from streamcore.dataflow.flow import Dataflow
+    from streamcore.runtime.handle import FlowRun
 
 __all__ = ["DaemonServer", "ScheduledPipeline", "graph"]
 
@@ -64,7 +64,7 @@ class DaemonServer:
 
     def __init__(
         self,
-        flow: Dataflow | None,
+        run: FlowRun | None,
         *,
         pipeline: ScheduledPipeline | None = None,
         host: str = "127.0.0.1",
@@ -73,14 +73,15 @@ class DaemonServer:
         on_stop: Callable[[], None] | None = None,
         max_loop_lag_s: float = 5.0,
     ) -> None:
-        self.flow = flow
+        self.run = run
+        self.flow = None if run is None else run.flow
         self.pipeline = pipeline
         self.host = host
         self.port = port
         self.api_token = api_token
         self.on_stop = on_stop
         self.max_loop_lag_s = max_loop_lag_s
-        self.registry = metrics_registry(flow)
+        self.registry = metrics_registry(run)
         self.loop_lag_s = 0.0
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -147,22 +148,24 @@ class DaemonServer:
         )
 
     async def _readyz(self, request: web.Request) -> web.Response:
-        if self.flow is None:
+        run = self.run
+        if run is None:
             return web.json_response({"status": "ready"})  # a schedule is ready once it runs
-        runtime = self.flow._last_runtime
         why = None
-        if runtime is None:
+        if run.stop_requested is not None or run.done:
+            why = f"the flow is {run.state.value}"
+        elif run.attempt is None:
             why = "the flow has not started"
-        elif not getattr(runtime, "ready", False):
-            why = "the flow is starting (restoring its checkpoint, joining its group)"
+        elif not run.ready:
+            why = f"the flow is {run.state.value} (restoring its checkpoint, joining its group)"
         return web.json_response(
             {"status": "ready" if why is None else why}, status=200 if why is None else 503
         )
 
     async def _graph(self, request: web.Request) -> web.Response:
-        if self.flow is None:
+        if self.run is None:
             return web.json_response({"error": "this daemon runs a pipeline, not a dataflow"}, status=404)
-        return web.json_response(graph(self.flow), dumps=_dumps)
+        return web.json_response(graph(self.run), dumps=_dumps)
 
     async def _runs(self, request: web.Request) -> web.Response:
         runs = [] if self.pipeline is None else self.pipeline.history.as_json()
@@ -178,7 +181,8 @@ class DaemonServer:
         asked: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         await self.pipeline.triggers.put(asked)
         try:
-            run_id = await asyncio.wait_for(asyncio.shield(asked), 10)
+            async with asyncio.timeout(10):
+                run_id = await asyncio.shield(asked)
         except RuntimeError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         except TimeoutError:
@@ -213,8 +217,9 @@ class DaemonServer:
         return None
 
 
-def graph(flow: Dataflow) -> dict[str, Any]:
-    """The flow's stages and edges, with each actor's statistics (JSON-ready)."""
+def graph(run: FlowRun) -> dict[str, Any]:
+    """The stages and edges of the run's flow, with each actor's statistics (JSON-ready)."""
+    flow = run.flow
     stages = [
         {"name": n.name, "kind": getattr(n, "op", None) or n.kind, "parallelism": n.parallelism}
         for n in flow.nodes
@@ -223,11 +228,12 @@ def graph(flow: Dataflow) -> dict[str, Any]:
         {"from": up.name, "to": n.name, "port": port} for n in flow.nodes for up, port in n.inputs
     ]
     out: dict[str, Any] = {"flow": flow.name, "stages": stages, "edges": edges, "time_ms": time.time() * 1000}
-    runtime = flow._last_runtime
-    if runtime is None:
+    out["state"] = run.state.value
+    out["restarts"] = run.restarts
+    stats = run.statistics()
+    if stats is None:
         out.update(actors=[], mailboxes={}, ready=False, checkpoints=None)
         return out
-    stats = runtime.statistics()
     actors = []
     for a in stats.actors:
         total = a.busy_s + a.idle_s + a.backpressured_s
@@ -249,16 +255,14 @@ def graph(flow: Dataflow) -> dict[str, Any]:
     out["mailboxes"] = {
         name: {"size": m.size, "capacity": m.capacity} for name, m in stats.mailboxes.items()
     }
-    out["ready"] = bool(getattr(runtime, "ready", False))
-    out["checkpoints"] = _checkpoints(runtime)
+    out["ready"] = run.ready
+    out["checkpoints"] = _checkpoints(run)
     return out
 
 
-def _checkpoints(runtime: Any) -> dict[str, Any] | None:
+def _checkpoints(run: FlowRun) -> dict[str, Any] | None:
     """Checkpoint counters, summed over partition tasks (last id: the newest)."""
-    tasks = getattr(runtime, "tasks", None)
-    runtimes = [runtime] if tasks is None else [t.runtime for t in tasks.values() if t.runtime is not None]
-    stats = [r.coordinator.statistics() for r in runtimes if getattr(r, "coordinator", None) is not None]
+    stats = [r.coordinator.statistics() for r in run.runtimes() if r.coordinator is not None]
     if not stats:
         return None
     last = max((s for s in stats if s.last_id is not None), key=lambda s: s.last_id or 0, default=None)

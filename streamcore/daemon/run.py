@@ -6,7 +6,11 @@ see ``signals``):
 - a Dataflow: its sources stop reading, and the command exits 0. With ``--state`` the
   flow stops at a checkpoint without ending its stream (open windows stay in the
   checkpoint, the next run resumes exactly there); without it, records in flight drain
-  to the sinks and every open window fires, as at the end of a finite stream;
+  to the sinks and every open window fires, as at the end of a finite stream. Either
+  is bounded by ``--drain-timeout`` (30 s): past it the run is cancelled; with
+  ``--state`` the next run resumes from the last complete checkpoint, without it the
+  command exits 1 saying how many records were still in flight. A stop during a restart
+  backoff ends the run at once;
 - a scheduled Pipeline: no new run starts, runs in flight finish, the command exits 0;
 - a single Pipeline run: it is cancelled (tasks are not interruptible at a safe point)
   and the command exits 130/143; with ``--state``, ``--run-id`` resumes it later.
@@ -35,8 +39,8 @@ from streamcore.batch.schedule import Schedule, run_scheduled
 from streamcore.daemon.signals import GracefulSignals, exit_status_for
 from streamcore.daemon.target import resolve_target
 from streamcore.dataflow.flow import Dataflow
-from streamcore.errors import StreamcoreError
-from streamcore.runtime.runner import Runtime
+from streamcore.errors import SetupError, StreamcoreError
+from streamcore.runtime.handle import FlowRun
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.state.store import StateStore
 
@@ -47,11 +51,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 log = logging.getLogger("streamcore.daemon")
-
-# How often to look again for a flow's runtime when a signal arrives before the run
-# task has built it (it does so in its first step, so this is one or two loop turns).
-_RUNTIME_POLL_S = 0.01
-
 
 class UsageError(Exception):
     """The options do not fit the target (e.g. a schedule for a Dataflow); exit status 2."""
@@ -72,6 +71,8 @@ class RunOptions:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     api_token: str | None = None
+    drain_timeout: str | None = None
+    """Bound on a graceful stop (``--drain-timeout``, default 30s)."""
     reload_logging: Callable[[], str] | None = None
     """SIGHUP calls it: reconfigures logging, returns what it set (for the log)."""
 
@@ -164,79 +165,94 @@ def _checkpointing(options: RunOptions) -> Checkpointing | None:
 async def run_dataflow(
     flow: Dataflow, checkpoint: Checkpointing | None = None, options: RunOptions | None = None
 ) -> int:
-    """Run ``flow`` to its end; the first signal stops its sources and lets it drain.
+    """Run ``flow`` to its end; the first signal stops it (see the module docstring).
 
-    With ``checkpoint``, the flow resumes from its last complete checkpoint, and a
-    graceful stop ends with a final checkpoint that publishes the file sinks' output.
+    With ``checkpoint``, the flow resumes from its last complete checkpoint and a signal
+    stops it at a checkpoint; without, a signal drains it, within ``--drain-timeout``.
     ``options`` adds a restart policy and the HTTP server (``--metrics-port``).
     """
     options = options or RunOptions()
-    loop = asyncio.get_running_loop()
-    # The runtime of *this* run is the one that replaces whatever the flow held before.
-    previous_runtime = flow._last_runtime
-    runner = asyncio.ensure_future(flow.run(checkpoint=checkpoint, restart=options.restart))
-
-    suspending: list[asyncio.Future[None]] = []
-
-    async def suspend(runtime: Runtime) -> None:
-        try:
-            await runtime.suspend()
-        except StreamcoreError as exc:
-            log.error("stopping at a checkpoint failed, draining instead error=%r", str(exc))
-            runtime.request_stop()
+    drain_timeout_s = _drain_timeout_s(options)
+    run = FlowRun(flow, checkpoint, options.restart)
+    suspend = checkpoint is not None
+    stopping = asyncio.Event()
 
     def request_stop() -> None:
-        if runner.done():
+        if run.done or run.stop_requested is not None:
             return
-        runtime = flow._last_runtime
-        if runtime is None or runtime is previous_runtime:
-            loop.call_later(_RUNTIME_POLL_S, request_stop)
-            return
-        if checkpoint is not None and isinstance(runtime, Runtime):
-            # Stop at a checkpoint without ending the stream: open windows stay in it and
-            # the next run carries on as if never stopped (ending the stream would fire
-            # them early). A scaled-out flow's runtime does the same for each task.
-            suspending.append(asyncio.ensure_future(suspend(runtime)))
-        else:
-            runtime.request_stop()
+        run.request_stop(suspend=suspend)
+        stopping.set()
 
     def on_signal(signum: int) -> None:
+        if suspend:
+            what = "stopping dataflow %r at a checkpoint; open windows are kept for the next run"
+        else:
+            what = "stopping the sources of dataflow %r; records in flight drain to the sinks"
         log.info(
-            "%s received: stopping the sources of dataflow %r; records in flight drain to "
-            "the sinks (send it again to exit at once)",
-            signal.Signals(signum).name,
-            flow.name,
+            "%s received: " + what + " (within %gs; send the signal again to exit at once)",
+            signal.Signals(signum).name, flow.name, drain_timeout_s,
         )
         request_stop()
 
     signals = GracefulSignals(on_signal)
     signals.install()
     server = None
-    if options.metrics_port is not None:
-        from streamcore.daemon.http import DaemonServer
-
-        server = DaemonServer(
-            flow, host=options.metrics_host, port=options.metrics_port, api_token=options.api_token,
-            on_stop=request_stop,
-        )
-        try:
-            await server.start()
-        except OSError as exc:
-            runner.cancel()
-            signals.remove()
-            raise UsageError(
-                f"cannot serve on {options.metrics_host}:{options.metrics_port}: {exc.strerror or exc}"
-            ) from None
-    log.info("running dataflow %r; SIGTERM or SIGINT stops it gracefully", flow.name)
     try:
-        await runner
+        if options.metrics_port is not None:
+            from streamcore.daemon.http import DaemonServer
+
+            server = DaemonServer(
+                run, host=options.metrics_host, port=options.metrics_port,
+                api_token=options.api_token, on_stop=request_stop,
+            )
+            try:
+                await server.start()
+            except OSError as exc:
+                server = None
+                raise UsageError(
+                    f"cannot serve on {options.metrics_host}:{options.metrics_port}: {exc.strerror or exc}"
+                ) from None
+        try:
+            await run.start()
+        except SetupError as exc:
+            if checkpoint is None:
+                raise
+            raise UsageError(f"--state: {exc}") from exc
+        log.info("running dataflow %r; SIGTERM or SIGINT stops it gracefully", flow.name)
+        ended = asyncio.ensure_future(run.wait_ended())
+        asked = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait([ended, asked], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (ended, asked):
+                waiter.cancel()
+            await asyncio.gather(asked, ended, return_exceptions=True)
+        if run.done:
+            await run.wait()  # raises the run's failure
+        else:
+            await run.stop(suspend=suspend, timeout=drain_timeout_s)
     finally:
         signals.remove()
         if server is not None:
             await server.stop()
-    how = "stopped and drained" if signals.received is not None else "finished"
+    if run.stop_requested is None:
+        how = "finished"
+    elif run.last_error is not None:
+        how = "stopped during its restart backoff"
+    elif suspend:
+        how = "stopped at a checkpoint"
+    else:
+        how = "stopped and drained"
     log.info("dataflow %r %s", flow.name, how)
     return EXIT_OK
+
+
+def _drain_timeout_s(options: RunOptions) -> float:
+    text = options.drain_timeout or "30s"
+    try:
+        return float(parse_duration(text, "--drain-timeout"))
+    except (StreamcoreError, ValueError, TypeError) as exc:
+        raise UsageError(f"--drain-timeout {text!r}: {exc}") from None
 
 
 # -- Pipelines --------------------------------------------------------------------

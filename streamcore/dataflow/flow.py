@@ -31,6 +31,7 @@ from streamcore.errors import GraphError
 from streamcore.time.duration import to_duration_ms
 
 if TYPE_CHECKING:
+    from streamcore.runtime.handle import FlowRun
     from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 
 __all__ = ["Dataflow", "KeyedStream", "Stream", "WindowedStream"]
@@ -69,8 +70,8 @@ class Dataflow:
         self.nodes: list[Node] = []
         self._names: set[str] = set()
         self._dead_letters: DeadLettersNode | None = None
-        self._last_runtime: Any = None
-        self.restarts = 0
+        # Only for ``statistics()``: the run's state lives in its handle, not here.
+        self._latest_run: FlowRun | None = None
         """How many times the last run restarted under its restart policy."""
 
     def __repr__(self) -> str:
@@ -183,9 +184,26 @@ class Dataflow:
         is checkpointed and a flow of the same name resumes from its last complete
         checkpoint; with ``restart``, a failed run starts again from there.
         """
-        from streamcore.runtime.runner import run_flow
+        run = await self.start(checkpoint=checkpoint, restart=restart)
+        await run.wait()
 
-        await run_flow(self, checkpoint=checkpoint, restart=restart)
+    async def start(
+        self, *, checkpoint: Checkpointing | None = None, restart: RestartPolicy | None = None
+    ) -> FlowRun:
+        """Start a run of the flow in the current event loop and return its handle.
+
+        Returns once the run has restored its checkpoint (if any) and its actors run, or
+        once it ended already; an error before that (graph, store, restore) is raised
+        here. The handle stops (``await run.stop()``), waits (``await run.wait()``) and
+        reports (``run.ready``, ``run.restarts``, ``run.statistics()``); see
+        docs/embedding.md.
+        """
+        from streamcore.runtime.handle import FlowRun
+
+        run = FlowRun(self, checkpoint, restart)
+        self._latest_run = run
+        await run.start()
+        return run
 
     def run_sync(
         self, *, checkpoint: Checkpointing | None = None, restart: RestartPolicy | None = None
@@ -196,9 +214,11 @@ class Dataflow:
         run_coroutine(self.run(checkpoint=checkpoint, restart=restart))
 
     def statistics(self) -> Any:
-        """Per-stage counters of the current (or last) run; None before the first run."""
-        runtime = self._last_runtime
-        return None if runtime is None else runtime.statistics()
+        """Per-stage counters of the latest run started from this flow; None before one.
+
+        A shortcut for ``run.statistics()`` on the handle ``start()`` returned."""
+        run = self._latest_run
+        return None if run is None else run.statistics()
 
 
 class Stream:

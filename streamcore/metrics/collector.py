@@ -22,10 +22,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from streamcore.runtime.actor import BATCH_BUCKETS_S
+from streamcore.runtime.actor import BATCH_BUCKETS_S, SourceActor
 
 if TYPE_CHECKING:
-    from streamcore.dataflow.flow import Dataflow
+    from streamcore.runtime.handle import FlowRun
 
 __all__ = ["METRIC_NAMES", "FlowCollector", "metrics_registry"]
 
@@ -71,26 +71,16 @@ METRIC_NAMES: tuple[str, ...] = (
 """Every metric name this module exports (the samples of a counter end in ``_total``)."""
 
 
-def _runtimes(flow: Dataflow) -> list[Any]:
-    """The running form(s) of ``flow``: one runtime, or one per partition task."""
-    runtime = flow._last_runtime
-    if runtime is None:
-        return []
-    tasks = getattr(runtime, "tasks", None)
-    if tasks is None:
-        return [runtime]
-    return [t.runtime for _, t in sorted(tasks.items()) if t.runtime is not None]
-
-
 class FlowCollector(Collector):
-    """Collects ``flow``'s metrics whenever the registry is scraped."""
+    """Collects the metrics of a flow's run whenever the registry is scraped."""
 
-    def __init__(self, flow: Dataflow) -> None:
-        self.flow = flow
+    def __init__(self, run: FlowRun) -> None:
+        self.run = run
 
     def collect(self) -> Iterable[Metric]:
         """One family per metric, a sample per flow (task) and stage or mailbox."""
-        flow = self.flow
+        run = self.run
+        flow = run.flow
         labels = ["flow", "stage"]
         counters = {
             attr: CounterMetricFamily(f"streamcore_{name}", doc, labels=labels)
@@ -144,7 +134,7 @@ class FlowCollector(Collector):
         )
         tasks = GaugeMetricFamily("streamcore_flow_tasks", "Runtimes running (partition tasks)", labels=["flow"])
         now_ms = time.time() * 1000
-        runtimes = _runtimes(flow)
+        runtimes = sorted(run.runtimes(), key=lambda r: r.flow.name)
         for runtime in runtimes:
             stats = runtime.statistics()
             name = stats.flow
@@ -170,16 +160,15 @@ class FlowCollector(Collector):
                 for stage_family, attr in pairs:
                     if hasattr(extra, attr):
                         stage_family.add_metric(key, float(getattr(extra, attr)))
-            for actor_obj in getattr(runtime, "actors", ()):
-                lag_of = getattr(getattr(actor_obj, "source", None), "lag", None)
-                if lag_of is not None:
-                    for partition, n in sorted(lag_of().items()):
+            for actor_obj in runtime.actors:
+                if isinstance(actor_obj, SourceActor):
+                    for partition, n in sorted(actor_obj.source.lag().items()):
                         source_lag.add_metric([name, actor_obj.name, str(partition)], n)
             for box, m in stats.mailboxes.items():
                 size.add_metric([name, box], m.size)
                 capacity.add_metric([name, box], m.capacity)
                 blocked.add_metric([name, box], m.blocked_s)
-            coordinator = getattr(runtime, "coordinator", None)
+            coordinator = runtime.coordinator
             if coordinator is not None:
                 cp = coordinator.statistics()
                 cp_done.add_metric([name], cp.completed)
@@ -190,7 +179,7 @@ class FlowCollector(Collector):
                     cp_bytes.add_metric([name], cp.last_bytes or 0)
                 if cp.last_completed_unix_s is not None:
                     cp_age.add_metric([name], max(0.0, time.time() - cp.last_completed_unix_s))
-        restarts.add_metric([flow.name], flow.restarts)
+        restarts.add_metric([flow.name], run.restarts)
         tasks.add_metric([flow.name], len(runtimes))
         yield from counters.values()
         yield from (batch_time, watermark, lag, late, fired, updates, state_windows, state_entries, source_lag)
@@ -221,11 +210,12 @@ class _PsutilCollector(Collector):
             yield GaugeMetricFamily("streamcore_process_threads", "Threads", value=p.num_threads())
 
 
-def metrics_registry(flow: Dataflow | None) -> CollectorRegistry:
-    """A registry with ``flow``'s metrics (if any), the process (psutil) and Python's collectors."""
+def metrics_registry(run: FlowRun | None) -> CollectorRegistry:
+    """A registry with the metrics of a flow's ``run`` (if any), the process (psutil) and
+    Python's collectors."""
     registry = CollectorRegistry(auto_describe=False)
-    if flow is not None:
-        registry.register(FlowCollector(flow))
+    if run is not None:
+        registry.register(FlowCollector(run))
     registry.register(_PsutilCollector())
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)

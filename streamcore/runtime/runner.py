@@ -33,7 +33,14 @@ from streamcore.dataflow.graph import (
     WindowNode,
 )
 from streamcore.dataflow.validate import validate
-from streamcore.errors import CheckpointError, GraphError, StateError, StreamcoreError
+from streamcore.errors import (
+    CheckpointError,
+    CheckpointSetupError,
+    GraphError,
+    SetupError,
+    StateError,
+    StreamcoreError,
+)
 from streamcore.io import Sink
 from streamcore.runtime.actor import (
     Actor,
@@ -56,10 +63,10 @@ from streamcore.runtime.steps import (
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
-    from streamcore.state.checkpointing import Checkpointing, RestartPolicy
+    from streamcore.state.checkpointing import Checkpointing
     from streamcore.state.coordinator import CheckpointCoordinator
 
-__all__ = ["FlowStatistics", "Runtime", "run_flow"]
+__all__ = ["FlowStatistics", "Runtime", "restartable"]
 
 log = logging.getLogger("streamcore.runtime")
 
@@ -289,7 +296,7 @@ class Runtime:
         assert config is not None
         for actor in self.actors:
             if isinstance(actor, SourceActor) and not actor.source.rewindable:
-                raise CheckpointError(
+                raise CheckpointSetupError(
                     f"source {actor.name!r} ({type(actor.source).__name__}) cannot rewind to a "
                     "checkpointed position, so checkpoints could not be replayed from it; use a "
                     "rewindable source (the file sources, Kafka) or run without checkpoint="
@@ -372,16 +379,29 @@ class Runtime:
                             raise exc
                         raise wrap_actor_error(owner.name, exc)
         finally:
-            suspended.cancel()
             if self.coordinator is not None:
                 self.coordinator.stop()
-            everything = [t for t in tasks if not t.done()]
+            everything = [t for t in (*tasks, suspended) if not t.done()]
             for t in everything:
                 t.cancel()
-            if everything:
-                await asyncio.gather(*everything, return_exceptions=True)
+            # Closed before the wait: an actor that missed its cancel (a library that
+            # swallowed it) and then sends or receives fails at once instead of hanging.
             for box in self.mailboxes.values():
                 box.close()
+            if everything:
+                await _settle_all(everything)
+
+    async def wait_started(self) -> None:
+        """Return once the actors run (after restoring), or once ``run`` has ended."""
+        if self._started.is_set() or self._ended.is_set():
+            return
+        waiters = [asyncio.ensure_future(self._started.wait()), asyncio.ensure_future(self._ended.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     def request_stop(self) -> None:
         """Graceful stop: sources stop reading; everything in flight drains to the sinks."""
@@ -405,12 +425,11 @@ class Runtime:
         """
         if self.checkpoint is None:
             raise CheckpointError("suspend() needs a flow run with checkpoint=")
-        waiters = [asyncio.ensure_future(self._started.wait()), asyncio.ensure_future(self._ended.wait())]
         try:
-            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+            async with asyncio.timeout(timeout_s):
+                await self.wait_started()
+        except TimeoutError:
+            pass
         if self._ended.is_set():
             return  # it ended (or failed) before it ran: nothing to stop
         if not self._started.is_set():
@@ -440,54 +459,31 @@ class Runtime:
         )
 
 
+async def _settle_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Wait until every one of ``tasks`` ended, even if cancelled meanwhile (then re-raise)."""
+    cancelled = False
+    pending = set(tasks)
+    while pending:
+        try:
+            _, pending = await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True
+    for t in tasks:
+        if not t.cancelled():
+            t.exception()  # retrieved; the first failure was raised already
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 def _stage(node: OpNode) -> StatelessStage:
     assert node.fn is not None
     return StatelessStage(node.name, node.op, node.fn, node.on_error)
 
 
-async def run_flow(
-    flow: Dataflow,
-    *,
-    checkpoint: Checkpointing | None = None,
-    restart: RestartPolicy | None = None,
-) -> None:
-    """Validate, plan and run ``flow`` in the running loop (``Dataflow.run`` calls this).
-
-    With ``restart``, a failed run starts again (from the last complete checkpoint when
-    checkpointing is on) up to ``restart.attempts`` times; graph errors, a state value
-    that cannot be encoded and an unreachable store at start are not retried.
-    """
-    if checkpoint is not None:
-        from streamcore.runtime.tasks import PartitionedRuntime, partition_group_of
-
-        if partition_group_of(flow) is not None:
-            flow.restarts = 0
-            await PartitionedRuntime(flow, checkpoint, restart).run()
-            return
-    restarts = 0
-    while True:
-        runtime = Runtime(flow, checkpoint)
-        flow._last_runtime = runtime
-        flow.restarts = restarts
-        try:
-            await runtime.run()
-            return
-        except StreamcoreError as exc:
-            if restart is None or restarts >= restart.attempts or not restartable(exc, runtime):
-                raise
-            restarts += 1
-            wait_s = restart.wait_s(restarts)
-            log.warning(
-                "flow failed, restarting flow=%s restart=%d of=%d wait_s=%.3f error=%r",
-                flow.name, restarts, restart.attempts, wait_s, str(exc),
-            )
-            # The restart policy's backoff is the point of this wait.
-            await asyncio.sleep(wait_s)
-
-
 def restartable(exc: StreamcoreError, runtime: Runtime) -> bool:
-    """Whether a restart policy may retry after ``exc`` ended ``runtime``."""
-    if isinstance(exc, GraphError) or "cannot checkpoint its state" in str(exc):
+    """Whether a restart policy may retry after ``exc`` ended ``runtime``: not after an
+    error that another attempt would meet again (``SetupError``, ``GraphError``)."""
+    if isinstance(exc, SetupError | GraphError):
         return False
     # A store that could not be reached before the first actor started is a setup error.
     return not (isinstance(exc, StateError) and runtime.coordinator is None)

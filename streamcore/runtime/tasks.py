@@ -286,6 +286,10 @@ class PartitionedRuntime:
         self.finished: set[str] = set()
         """Partitions whose task reached the end of a finite stream in this process."""
         self.rebalances = 0
+        self.restarts = 0
+        """How many times a failed task was started again (all partitions together)."""
+        self._assigned = asyncio.Event()
+        self._ended = asyncio.Event()
         self._failure: BaseException | None = None
         self._changed = asyncio.Event()
         self._stopping = False
@@ -312,6 +316,7 @@ class PartitionedRuntime:
         except Exception as exc:
             # The group's client would only log it: fail the run instead.
             self._failure = self._failure or exc
+        self._assigned.set()
         self._changed.set()
 
     async def _on_revoked(self, partitions: list[str]) -> None:
@@ -331,7 +336,6 @@ class PartitionedRuntime:
         from streamcore.runtime.runner import Runtime
 
         task.runtime = Runtime(task.flow, self.checkpoint, store_shared=True)
-        task.flow._last_runtime = task.runtime
         task.future = asyncio.ensure_future(task.runtime.run())
         task.future.add_done_callback(lambda f, t=task: self._task_done(t, f))  # type: ignore[misc]
         self.tasks[task.partition] = task
@@ -372,7 +376,7 @@ class PartitionedRuntime:
         # The restart policy's backoff is the point of this wait.
         await asyncio.sleep(wait_s)
         if self.tasks.get(task.partition) is task and not self._stopping:
-            self.flow.restarts += 1
+            self.restarts += 1
             self._start(task)
         self._restarting.discard(asyncio.current_task())
 
@@ -401,13 +405,29 @@ class PartitionedRuntime:
     async def run(self) -> None:
         """Join the group and run the tasks it assigns until stopped, failed, or (for a
         finite source) every assigned partition reached its end."""
-        self.flow._last_runtime = self
         store = self.checkpoint.store
-        await store.open()
         try:
-            await self._run()
+            await store.open()
+            try:
+                await self._run()
+            finally:
+                await store.close()
         finally:
-            await store.close()
+            self._ended.set()
+
+    async def wait_started(self) -> None:
+        """Return once the group assigned partitions and their tasks run (or once ``run``
+        has ended)."""
+        waiters = [asyncio.ensure_future(self._assigned.wait()), asyncio.ensure_future(self._ended.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        for task in list(self.tasks.values()):
+            if task.runtime is not None:
+                await task.runtime.wait_started()
 
     async def _run(self) -> None:
         membership = asyncio.ensure_future(self.group.run(self._on_assigned, self._on_revoked))
@@ -435,7 +455,8 @@ class PartitionedRuntime:
             self._stopping = True
             self.group.leave()
             try:
-                await asyncio.wait_for(asyncio.shield(membership), self.suspend_timeout_s + 30.0)
+                async with asyncio.timeout(self.suspend_timeout_s + 30.0):
+                    await asyncio.shield(membership)
             except BaseException as exc:  # keep the first failure
                 if self._failure is None and not isinstance(exc, asyncio.CancelledError):
                     self._failure = exc
@@ -449,6 +470,7 @@ class PartitionedRuntime:
 
     async def _cancel_all(self) -> None:
         futures = [t.future for t in self.tasks.values() if t.future is not None and not t.future.done()]
+        futures += [f for f in self._restarting if not f.done()]  # tasks in their backoff
         for f in futures:
             f.cancel()
         if futures:

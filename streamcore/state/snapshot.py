@@ -22,7 +22,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from streamcore.errors import CheckpointError, SerializationError
+from streamcore.errors import CheckpointError, CheckpointSetupError, SerializationError
 from streamcore.state.serde import decode, encode
 
 __all__ = [
@@ -114,7 +114,7 @@ def encode_snapshot(stage: str, snapshot: StepSnapshot) -> EncodedSnapshot:
         blobs = {kg: encode(pairs) for kg, pairs in groups.items()}
         encode(snapshot.meta)
     except SerializationError as exc:
-        raise CheckpointError(
+        raise CheckpointSetupError(
             f"stage {stage!r}: cannot checkpoint its state: {exc}; register a codec for "
             "the type with streamcore.state.register_codec"
         ) from exc

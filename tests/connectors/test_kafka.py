@@ -569,8 +569,8 @@ async def test_a_checkpointed_flow_restarted_after_a_failure_writes_each_record_
         checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.05),
         restart=sc.RestartPolicy(1, delay=0.0),
     )
-    assert fail.failed and flow.restarts == 1
-    assert flow._last_runtime.coordinator.restored_from is not None
+    assert fail.failed and flow._latest_run.restarts == 1
+    assert flow._latest_run.attempt.coordinator.restored_from is not None
     assert await committed_values(kafka_bootstrap, out_topic) == list(range(600))
 
 

@@ -14,6 +14,7 @@ import streamcore as sc
 from connectors.files import JsonLinesSource
 from connectors.memory import ListSink
 from streamcore.metrics import METRIC_NAMES, metrics_registry
+from streamcore.runtime.handle import FlowRun
 from tests.state.test_checkpoints import window_flow, write_events
 
 
@@ -34,8 +35,10 @@ async def test_counters_move_while_the_flow_runs_and_every_documented_name_is_ex
     path = tmp_path / "events.jsonl"
     write_events(path, 6_000)
     flow = window_flow("metrics", path, ListSink(), rate=10_000)
-    registry = metrics_registry(flow)
-    run = asyncio.ensure_future(flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.05)))
+    handle = FlowRun(flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05))
+    registry = metrics_registry(handle)  # before the start: a scrape then shows no task
+    await handle.start()
+    run = asyncio.ensure_future(handle.wait())
     deadline = time.monotonic() + 20
     seen: list[float] = []
     try:
@@ -68,6 +71,6 @@ async def test_counters_move_while_the_flow_runs_and_every_documented_name_is_ex
 def test_a_flow_not_started_exports_its_restarts_and_no_task() -> None:
     flow = sc.Dataflow("idle")
     flow.source(JsonLinesSource("nothing.jsonl")).sink(ListSink())
-    found = samples(metrics_registry(flow))
+    found = samples(metrics_registry(FlowRun(flow)))
     assert value(found, "streamcore_flow_tasks", flow="idle") == 0
     assert value(found, "streamcore_flow_restarts_total", flow="idle") == 0

@@ -15,6 +15,7 @@ from runtime_helpers import wait_until
 import streamcore as sc
 from connectors.memory import ListSink
 from streamcore.runtime.actor import SourceActor
+from streamcore.runtime.runner import Runtime
 
 
 class Partitions(sc.Source):
@@ -50,8 +51,9 @@ class Partitions(sc.Source):
 
 
 def source_actor(flow: sc.Dataflow) -> SourceActor:
-    runtime = flow._last_runtime
-    assert runtime is not None
+    run = flow._latest_run
+    assert run is not None and isinstance(run.attempt, Runtime)
+    runtime = run.attempt
     return next(a for a in runtime.actors if isinstance(a, SourceActor))
 
 
@@ -59,7 +61,7 @@ async def start(source: Partitions, *, idle_timeout: int | None = None) -> tuple
     flow = sc.Dataflow("partitioned")
     flow.source(source, timestamp=lambda r: r[1], idle_timeout=idle_timeout, max_out_of_orderness=10).sink(ListSink())
     task = asyncio.create_task(flow.run())
-    await wait_until(lambda: flow._last_runtime is not None, what="the flow to start")
+    await wait_until(lambda: flow._latest_run is not None and flow._latest_run.attempt is not None, what="the flow to start")
     return flow, task
 
 

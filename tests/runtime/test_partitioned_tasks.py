@@ -193,7 +193,7 @@ async def test_a_failed_task_restarts_alone_from_its_checkpoint(files: dict[str,
     run = asyncio.ensure_future(runtime.run())
     group.commands.put_nowait(("assign", sorted(files)))
     await asyncio.wait_for(run, 60)
-    assert flow.restarts == 1
+    assert runtime.restarts == 1
     for p, path in files.items():
         assert sinks.tasks[p].published == await reference(path), p
 
@@ -241,7 +241,7 @@ async def test_a_task_waiting_to_restart_does_not_restart_once_its_partition_is_
     assert "t:1" not in runtime.tasks
     group.commands.put_nowait(("assign", ["t:1"]))
     await asyncio.wait_for(run, 60)
-    assert flow.restarts == 0  # the revoked task did not restart; the reassigned one started anew
+    assert runtime.restarts == 0  # the revoked task did not restart; the reassigned one started anew
     assert sinks.tasks["t:1"].published == await reference(files["t:1"])
 
 

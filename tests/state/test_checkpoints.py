@@ -152,8 +152,8 @@ async def test_a_failed_run_restarts_from_its_checkpoint_and_publishes_exactly_o
         checkpoint=sc.Checkpointing(store, interval=0.05),
         restart=sc.RestartPolicy(2, delay=0.01),
     )
-    assert fail.failed and flow.restarts == 1
-    coordinator = flow._last_runtime.coordinator
+    assert fail.failed and flow._latest_run.restarts == 1
+    coordinator = flow._latest_run.attempt.coordinator
     assert coordinator.restored_from is not None
     # The restored sink started from a checkpoint's committed output, not from scratch.
     assert sink.restores[-1] is not None and sink.restores[-1]["total"] > 0
@@ -181,7 +181,7 @@ async def test_a_second_run_of_a_completed_flow_resumes_at_the_end(events: Path)
     assert first.published == await reference(events)
     assert second.restores[0]["total"] == len(first.published)
     assert second.pending == [] and all(not records for _, records in second.sealed)
-    assert flow._last_runtime.statistics().actor("row").records_in == 0
+    assert flow._latest_run.attempt.statistics().actor("row").records_in == 0
 
 
 async def test_without_a_restart_policy_a_new_run_resumes_where_the_failed_one_checkpointed(events: Path) -> None:
@@ -196,7 +196,7 @@ async def test_without_a_restart_policy_a_new_run_resumes_where_the_failed_one_c
     await flow.run(checkpoint=sc.Checkpointing(store, interval=0.05))
     assert sink.published == await reference(events)
     # The second run read only what followed the checkpoint, not the whole file.
-    assert flow._last_runtime.statistics().actor("json_lines").records_out < 12_000
+    assert flow._latest_run.attempt.statistics().actor("json_lines").records_out < 12_000
 
 
 async def test_restart_policy_gives_up_after_its_attempts(events: Path) -> None:
@@ -209,7 +209,7 @@ async def test_restart_policy_gives_up_after_its_attempts(events: Path) -> None:
     with pytest.raises(sc.StageError, match="always"):
         await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.05),
                        restart=sc.RestartPolicy(2, delay=0.0))
-    assert flow.restarts == 2
+    assert flow._latest_run.restarts == 2
 
 
 async def test_an_iterable_source_is_refused_under_checkpointing() -> None:
@@ -238,7 +238,7 @@ async def test_an_accumulator_the_serde_cannot_write_fails_the_first_checkpoint_
         await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.05),
                        restart=sc.RestartPolicy(3, delay=0.0))
     assert "stage 'bags'" in str(caught.value) and "Opaque" in str(caught.value)
-    assert flow.restarts == 0  # not something a restart can fix
+    assert flow._latest_run.restarts == 0  # not something a restart can fix
 
 
 async def test_incremental_checkpoints_write_only_changed_keys(tmp_path: Path) -> None:
@@ -303,7 +303,7 @@ async def test_checkpoint_failures_are_counted_and_the_flow_goes_on(events: Path
         .sink(sink)
     )
     await flow.run(checkpoint=sc.Checkpointing(store, interval=0.02, tolerable_failures=1000))
-    stats = flow._last_runtime.coordinator.statistics()
+    stats = flow._latest_run.attempt.coordinator.statistics()
     assert store.failed_writes > 0 and stats.failed > 0 and stats.completed > 0
     assert stats.consecutive_failures == 0
     assert sink.published == await reference(events)
@@ -344,7 +344,7 @@ async def test_a_corrupted_checkpoint_falls_back_to_the_previous_one(
     caplog.set_level(logging.WARNING, logger="streamcore.checkpoint")
     flow = window_flow("corrupt", events, sink, fail)
     await flow.run(checkpoint=sc.Checkpointing(store, interval=0.03))
-    assert flow._last_runtime.coordinator.restored_from == index[-2]
+    assert flow._latest_run.attempt.coordinator.restored_from == index[-2]
     assert any(f"checkpoint={newest}" in r.getMessage() and "unusable" in r.getMessage() for r in caplog.records)
     assert sink.published == await reference(events)
 
@@ -399,7 +399,7 @@ async def test_two_sources_align_their_barriers_at_a_union(tmp_path: Path) -> No
     flow = build(sink, FailOnce(at=8_000), 30_000)
     await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.05),
                    restart=sc.RestartPolicy(1, delay=0.0))
-    assert flow.restarts == 1
+    assert flow._latest_run.restarts == 1
     assert sorted(map(tuple, sink.published)) == sorted(map(tuple, ref.items))
 
 
@@ -441,7 +441,7 @@ async def test_process_session_and_sliding_state_survive_a_restart(events: Path,
     flow = build(sink, FailOnce(at=7_000), 30_000)
     await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.05),
                    restart=sc.RestartPolicy(1, delay=0.0))
-    assert flow.restarts == 1
+    assert flow._latest_run.restarts == 1
     assert sorted(map(str, sink.published)) == sorted(map(str, ref.items))
 
 
@@ -467,7 +467,7 @@ async def test_dead_letters_are_checkpointed_with_the_flow(events: Path) -> None
     flow = build(sink, dead, FailOnce(at=7_000), 30_000)
     await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.05),
                    restart=sc.RestartPolicy(1, delay=0.0))
-    assert flow.restarts == 1
+    assert flow._latest_run.restarts == 1
     assert sink.published == ref.items
     assert ref_dead.items and dead.published == ref_dead.items
 
@@ -484,7 +484,7 @@ async def test_checkpoints_in_redis_resume_a_new_run(events: Path, redis_url: st
     store = sc.RedisStateStore(redis_url, key_prefix=prefix)
     flow = window_flow("redis-resume", events, sink, fail)
     await flow.run(checkpoint=sc.Checkpointing(store, interval=0.05))
-    assert flow._last_runtime.coordinator.restored_from is not None
+    assert flow._latest_run.attempt.coordinator.restored_from is not None
     assert sink.published == await reference(events)
     async with sc.RedisStateStore(redis_url, key_prefix=prefix) as cleanup:
         await cleanup.delete_prefix("")
@@ -496,7 +496,7 @@ async def test_an_unreachable_redis_at_start_is_a_clear_error_naming_the_url(eve
     with pytest.raises(sc.StateError) as caught:
         await flow.run(checkpoint=sc.Checkpointing(sc.RedisStateStore(url)), restart=sc.RestartPolicy(3, delay=0.0))
     assert "127.0.0.1:1" in str(caught.value) and "secret" not in str(caught.value)
-    assert flow.restarts == 0
+    assert flow._latest_run.restarts == 0
 
 
 
@@ -514,7 +514,7 @@ async def test_a_flow_failing_while_a_checkpoint_waits_raises_at_once(tmp_path: 
             return self.n
 
         async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
-            runtime = holder["flow"]._last_runtime
+            runtime = holder["flow"]._latest_run.attempt
             if runtime is not None and runtime.coordinator is not None and runtime.coordinator._pending is not None:
                 raise RuntimeError("source fails while a checkpoint waits for it")
             self.n += 1

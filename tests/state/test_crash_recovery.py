@@ -168,7 +168,8 @@ async def test_redis_killed_mid_run_fails_checkpoints_which_recover_when_it_is_b
     async def until(what: str, condition: Callable[[CheckpointStatistics], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            runtime = flow._last_runtime
+            handle = flow._latest_run
+            runtime = None if handle is None else handle.attempt
             coordinator = None if runtime is None else runtime.coordinator
             if coordinator is not None and condition(coordinator.statistics()):
                 return
@@ -182,7 +183,7 @@ async def test_redis_killed_mid_run_fails_checkpoints_which_recover_when_it_is_b
         await until("two failed checkpoints", lambda s: s.failed >= 2)
         # Counted while Redis is down (nothing completes then): the flow may reach its end
         # and commit its final checkpoint as soon as Redis is back.
-        completed = flow._last_runtime.coordinator.statistics().completed
+        completed = flow._latest_run.attempt.coordinator.statistics().completed
         await redis_restart.astart()
         await until("a checkpoint after the outage", lambda s: s.completed > completed)
         await asyncio.wait_for(run, 120)
@@ -190,6 +191,6 @@ async def test_redis_killed_mid_run_fails_checkpoints_which_recover_when_it_is_b
         if not run.done():
             run.cancel()
         await cleanup(redis_restart.url, prefix)
-    stats = flow._last_runtime.coordinator.statistics()
+    stats = flow._latest_run.attempt.coordinator.statistics()
     assert stats.failed >= 2 and stats.consecutive_failures == 0
     assert out.read_bytes() == expected

@@ -233,7 +233,7 @@ async def test_a_source_blocked_by_backpressure_is_not_idle() -> None:
     )
     run = asyncio.ensure_future(flow.run())
     await wait_until(lambda: flow.statistics() is not None, "the flow to start")
-    source_a = next(actor for actor in flow._last_runtime.actors if actor.name == "a")
+    source_a = next(actor for actor in flow._latest_run.attempt.actors if actor.name == "a")
     try:
         b.send(rec("b", 1000), rec("b", 1001))
         a.send(*[rec("a", ts) for ts in range(40)])
