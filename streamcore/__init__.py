@@ -18,10 +18,12 @@ from streamcore.dataflow.flow import Dataflow, KeyedStream, Stream, WindowedStre
 from streamcore.errors import (
     CheckpointError,
     ConnectorError,
+    DrainTimeoutError,
     GraphError,
     PipelineError,
     PipelineValidationError,
     SerializationError,
+    SetupError,
     SinkError,
     SourceError,
     StageError,
@@ -29,6 +31,7 @@ from streamcore.errors import (
     StreamcoreError,
 )
 from streamcore.io import Sink, SinkContext, Source, SourceContext
+from streamcore.runtime.handle import FlowRun, RunState
 from streamcore.runtime.steps import DeadLetter
 from streamcore.state import MemoryStateStore, RedisStateStore
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
@@ -45,6 +48,8 @@ __all__ = [
     "ConnectorError",
     "Dataflow",
     "DeadLetter",
+    "DrainTimeoutError",
+    "FlowRun",
     "GraphError",
     "KeyedProcessFunction",
     "KeyedStream",
@@ -57,8 +62,10 @@ __all__ = [
     "RedisStateStore",
     "RestartPolicy",
     "Retry",
+    "RunState",
     "SerializationError",
     "SessionWindows",
+    "SetupError",
     "Sink",
     "SinkContext",
     "SinkError",
