@@ -178,6 +178,11 @@ class Actor:
         try:
             await self._loop()
             ok = True
+        except asyncio.CancelledError:
+            # Nobody will drain this inbox any more: release the senders blocked on it
+            # (MailboxClosedError), or one that lost its own cancel would wait forever.
+            self.inbox.close()
+            raise
         finally:
             for step in reversed(self.steps):
                 if not ok:
