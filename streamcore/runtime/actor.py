@@ -480,9 +480,9 @@ class SourceActor:
         finally:
             if ok and self.checkpoint is not None:
                 # Open until the final checkpoint, which commits its positions (e.g. Kafka offsets).
-                self.checkpoint.defer_close(self.source.close)
+                self.checkpoint.defer_close(self.source.release)
             else:
-                await self.source.close()
+                await self.source.release()
         if self.checkpoint is not None:
             self.checkpoint.final(ActorPart(self.name, self._snapshot()))
         self.dead.end()
