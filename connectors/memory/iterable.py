@@ -15,7 +15,7 @@ Rewinding (checkpoints and restarts):
    it did not give the same records again.
 4. A plain iterator or (async) generator object can be read by one run only and cannot
    rewind: running it under checkpointing is refused before the flow starts.
-Design: docs/embedding.md#iterablesource
+Design: docs/connectors-memory.md#iterablesource
 """
 
 from __future__ import annotations

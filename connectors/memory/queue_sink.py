@@ -15,7 +15,7 @@ Invariants:
    raises ``QueueSinkAbortedError``: a consumer can never take a cut stream for a whole one.
 4. A flow restarted under a restart policy opens the sink again; a new ``async for``
    then goes on with the records of the new attempt.
-Design: docs/embedding.md#queuesource-and-queuesink
+Design: docs/connectors-memory.md#queuesource-and-queuesink
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Invariants:
    records read since the last complete checkpoint in memory, which serves restarts
    within one process only). Without either, running it under checkpointing is refused
    before the flow starts.
-Design: docs/embedding.md#queuesource-and-queuesink
+Design: docs/connectors-memory.md#queuesource-and-queuesink
 """
 
 from __future__ import annotations
