@@ -4,6 +4,10 @@ Runs on the embedded defaults (no Redis, no Kafka):
 
     .venv/bin/streamcore run examples/clicks.py:flow
 
+The source is given the generator function, not a generator, so it can produce the
+stream again: with ``--state redis://...`` the job checkpoints and, restarted, resumes
+after the records already read.
+
 It generates a deterministic, slightly out-of-order stream of click events, keeps the
 purchases of 50 or more, sums them per user in tumbling 10 s windows (allowing 5 s of
 lateness), writes every window to ``out/clicks_totals.jsonl`` and prints the big ones.
@@ -51,7 +55,7 @@ def build() -> sc.Dataflow:
     """The flow: filter, map, key, window, aggregate, two sinks."""
     flow = sc.Dataflow("clicks")
     events = flow.source(
-        IterableSource(clicks()),
+        IterableSource(clicks),  # a factory: rewindable, so the flow runs under --state
         timestamp=lambda e: e["ts"],
         max_out_of_orderness=timedelta(seconds=2),
     )

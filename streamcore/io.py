@@ -11,7 +11,9 @@ Source contract:
    a finite input. It must not block the event loop for long.
 3. ``position()`` describes the place just after the last record returned, as a
    JSON-serialisable value, so a restarted source can resume exactly there.
-4. ``close()`` is awaited once, also after a failure.
+4. ``release()`` is awaited once at the end of a run, also after a failure or a cancel;
+   by default it is ``close()``. A source whose ``close()`` means something to the program
+   feeding it (``QueueSource``: no more input) overrides ``release`` instead.
 A record the source cannot decode is reported with ``context.bad_record(...)``, which
 applies the stage's ``on_error`` policy (raise, skip and count, or dead-letter).
 
@@ -126,6 +128,10 @@ class Source:
 
     async def close(self) -> None:
         """Release whatever ``open`` took."""
+
+    async def release(self) -> None:
+        """What the runtime awaits when a run stops reading the source; ``close()`` by default."""
+        await self.close()
 
     # -- scale-out over processes (e.g. a Kafka consumer group) -------------------------
 

@@ -29,7 +29,7 @@ PROMISED = [
 AGGREGATORS = ["count", "sum", "min", "max", "mean", "first", "last", "collect"]
 CONNECTORS = {
     "connectors.kafka": ["KafkaRecord", "KafkaSink", "KafkaSource"],
-    "connectors.memory": ["IterableSource", "ListSink"],
+    "connectors.memory": ["IterableSource", "ListSink", "QueueSink", "QueueSource"],
     "connectors.files": [
         "AvroSink",
         "AvroSource",

@@ -33,6 +33,7 @@ from streamcore.time.duration import to_duration_ms
 if TYPE_CHECKING:
     from streamcore.runtime.handle import FlowRun
     from streamcore.state.checkpointing import Checkpointing, RestartPolicy
+    from streamcore.time.idle_advance import IdleAdvance, WallClock
 
 __all__ = ["Dataflow", "KeyedStream", "Stream", "WindowedStream"]
 
@@ -118,6 +119,8 @@ class Dataflow:
         max_rate: float | None = None,
         idle_timeout: timedelta | int | None = None,
         on_error: str = "fail",
+        advance_when_idle: timedelta | int | None = None,
+        clock: WallClock | None = None,
     ) -> Stream:
         """Add a source connector; returns its stream.
 
@@ -128,6 +131,10 @@ class Dataflow:
         cannot be held back, ``"drop_oldest"`` / ``"drop_newest"`` (counted). ``max_rate``
         caps records per second. ``idle_timeout``: after that long with no records the
         source stops holding the watermark back until it produces again.
+        ``advance_when_idle=d``: after ``d`` of wall time without a record while waiting
+        for input (never while held back by backpressure), the source's watermark moves
+        to ``now - max_out_of_orderness - d``, so the windows of a quiet live stream fire;
+        ``clock`` is the wall clock it reads (``streamcore.testing.ManualClock`` in tests).
         """
         from streamcore.io import Source
 
@@ -147,6 +154,7 @@ class Dataflow:
         bound = to_duration_ms(max_out_of_orderness, "max_out_of_orderness")
         if bound < 0:
             raise GraphError(f"max_out_of_orderness must not be negative, got {max_out_of_orderness!r}")
+        idle_advance = self._idle_advance(advance_when_idle, clock, idle_timeout)
         node = self._add(
             SourceNode,
             name,
@@ -160,8 +168,32 @@ class Dataflow:
             max_rate=max_rate,
             idle_timeout_ms=None if idle_timeout is None else to_duration_ms(idle_timeout, "idle_timeout"),
             on_error=on_error,
+            advance_when_idle=idle_advance,
         )
         return Stream(self, node)
+
+    @staticmethod
+    def _idle_advance(
+        after: timedelta | int | None, clock: WallClock | None, idle_timeout: timedelta | int | None
+    ) -> IdleAdvance | None:
+        from streamcore.time.idle_advance import IdleAdvance, SystemWallClock
+
+        if after is None:
+            if clock is not None:
+                raise GraphError("clock= is the clock of advance_when_idle=; give advance_when_idle= too")
+            return None
+        after_ms = to_duration_ms(after, "advance_when_idle")
+        if after_ms < 0:
+            raise GraphError(f"advance_when_idle must not be negative, got {after!r}")
+        if idle_timeout is not None:
+            # Idle leaves the source out of the minimum while advancing keeps it in and
+            # moves it: together they would contradict each other.
+            raise GraphError(
+                "give a source idle_timeout= or advance_when_idle=, not both: idle_timeout "
+                "leaves a quiet source out of the watermark, advance_when_idle moves its "
+                "watermark with the clock"
+            )
+        return IdleAdvance(after_ms, clock if clock is not None else SystemWallClock())
 
     @property
     def dead_letters(self) -> Stream:

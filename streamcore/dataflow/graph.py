@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streamcore.time.idle_advance import IdleAdvance
 
 __all__ = [
     "LATE",
@@ -61,6 +64,7 @@ class SourceNode(Node):
     overflow: str = "block"
     max_rate: float | None = None
     idle_timeout_ms: int | None = None
+    advance_when_idle: IdleAdvance | None = None
 
     kind = "source"
 

@@ -41,6 +41,7 @@ from streamcore.time.duration import to_timestamp_ms
 
 if TYPE_CHECKING:
     from streamcore.state.coordinator import CheckpointCoordinator
+    from streamcore.time.idle_advance import IdleAdvance
 
 __all__ = ["Actor", "ActorStatistics", "DeadLetterCollector", "SourceActor"]
 
@@ -178,6 +179,11 @@ class Actor:
         try:
             await self._loop()
             ok = True
+        except asyncio.CancelledError:
+            # Nobody will drain this inbox any more: release the senders blocked on it
+            # (MailboxClosedError), or one that lost its own cancel would wait forever.
+            self.inbox.close()
+            raise
         finally:
             for step in reversed(self.steps):
                 if not ok:
@@ -368,6 +374,7 @@ class SourceActor:
         forward_timestamps: bool,
         on_error: str,
         dead_letters: DeadLetterCollector,
+        advance_when_idle: IdleAdvance | None = None,
     ) -> None:
         self.name = name
         self.stages = (name,)
@@ -383,6 +390,7 @@ class SourceActor:
         self.linger_s = linger_ms / 1000
         self.max_rate = max_rate
         self.idle_timeout_s = None if idle_timeout_ms is None else idle_timeout_ms / 1000
+        self.advance_when_idle = advance_when_idle
         self.forward_timestamps = forward_timestamps
         self.on_error = on_error
         self.dead = dead_letters
@@ -475,9 +483,9 @@ class SourceActor:
         finally:
             if ok and self.checkpoint is not None:
                 # Open until the final checkpoint, which commits its positions (e.g. Kafka offsets).
-                self.checkpoint.defer_close(self.source.close)
+                self.checkpoint.defer_close(self.source.release)
             else:
-                await self.source.close()
+                await self.source.release()
         if self.checkpoint is not None:
             self.checkpoint.final(ActorPart(self.name, self._snapshot()))
         self.dead.end()
@@ -489,6 +497,10 @@ class SourceActor:
     async def _loop(self) -> None:
         source, outlet, stop = self.source, self.outlet, self._stop
         poll_s = 0.1 if self.idle_timeout_s is None else min(0.1, self.idle_timeout_s / 2)
+        advance = self.advance_when_idle
+        if advance is not None:
+            poll_s = min(poll_s, max(0.01, advance.after_ms / 2000))
+            quiet_since_ms = advance.clock.now_ms()
         last_data = monotonic()
         rate_start = monotonic()
         rate_count = 0
@@ -507,6 +519,13 @@ class SourceActor:
                     await self._source_watermark()
                 elif self.partitioned:
                     await self._partition_watermark(None, None)
+                if (
+                    advance is not None
+                    and not self.own_watermark
+                    and not self.is_idle
+                    and advance.quiet_for_ms(quiet_since_ms) >= advance.after_ms
+                ):
+                    await self._advance_quiet_watermark(advance)
                 if (
                     self.idle_timeout_s is not None
                     and not self.is_idle
@@ -560,6 +579,8 @@ class SourceActor:
             # Idleness counts from here: time blocked sending downstream (backpressure)
             # is not time without input.
             last_data = monotonic()
+            if advance is not None:
+                quiet_since_ms = advance.clock.now_ms()  # advance_when_idle, step 1
             self.busy_s += perf_counter() - started
             if self.max_rate is not None:
                 rate_count += len(records)
@@ -569,6 +590,13 @@ class SourceActor:
                     await asyncio.sleep(ahead_s)
         await self.head.on_end()
         self.finished = True
+
+    async def _advance_quiet_watermark(self, advance: IdleAdvance) -> None:
+        """``advance_when_idle``, step 2: move with the clock, never backwards."""
+        wm = advance.watermark(self.bound_ms)
+        if wm > self.watermark_ms:
+            self.watermark_ms = wm
+            await self.head.on_watermark(wm)
 
     def _never_gave_and_caught_up(self) -> bool:
         # "Never" includes runs before a restore: a partition that gave records once

@@ -14,7 +14,8 @@ Invariants:
    thus never above ``max(high_water, largest batch)``.
 4. While any sender is waiting, new senders queue behind it (FIFO, no starvation).
 5. ``close()`` is explicit: later sends raise ``MailboxClosedError``; the receiver still
-   gets everything sent before, then ``MailboxClosedError``.
+   gets everything sent before, then ``MailboxClosedError``. A cancelled receiving actor
+   closes its inbox, so no sender waits for room that will never come.
 
 Design: docs/runtime.md#mailbox
 """

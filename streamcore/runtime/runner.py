@@ -220,6 +220,7 @@ class Runtime:
                 linger_ms=head_node.linger_ms,
                 max_rate=head_node.max_rate,
                 idle_timeout_ms=head_node.idle_timeout_ms,
+                advance_when_idle=head_node.advance_when_idle,
                 forward_timestamps=head_node.id in self.plan.needs_time,
                 on_error=head_node.on_error,
                 dead_letters=collector,

@@ -87,8 +87,8 @@ async def test_a_generator_that_raises_fails_the_run_with_a_source_error_naming_
     assert isinstance(info.value.__cause__, OSError)
 
 
-async def test_an_iterable_source_can_be_read_only_once() -> None:
-    source = IterableSource([1, 2])
+async def test_an_iterator_source_can_be_read_only_once() -> None:
+    source = IterableSource(iter([1, 2]))
     first = await collect(source)
     assert first.items == [1, 2]
     with pytest.raises(
@@ -98,14 +98,28 @@ async def test_an_iterable_source_can_be_read_only_once() -> None:
         await collect(source)
 
 
-async def test_an_iterable_source_cannot_rewind_to_a_position() -> None:
+async def test_a_list_source_can_be_read_again() -> None:
     source = IterableSource([1, 2])
-    with pytest.raises(sc.SourceError, match=r"^source 'feed': an IterableSource cannot rewind"):
+    assert (await collect(source)).items == [1, 2]
+    assert (await collect(source)).items == [1, 2]
+
+
+async def test_an_iterator_source_cannot_rewind_to_a_position() -> None:
+    source = IterableSource(iter([1, 2]))
+    with pytest.raises(
+        sc.SourceError,
+        match=r"^source 'feed': an IterableSource cannot rewind to a checkpoint when given an "
+        r"iterator or generator; give it a zero-argument callable",
+    ):
         await source.open(SourceContext("feed"), position=5)
 
 
 def test_an_iterable_source_rejects_what_is_not_iterable() -> None:
-    with pytest.raises(TypeError, match=r"^IterableSource takes an iterable or async iterable, got int$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^IterableSource takes an iterable, an async iterable or a zero-argument callable "
+        r"returning one, got int$",
+    ):
         IterableSource(42)  # type: ignore[arg-type]
 
 

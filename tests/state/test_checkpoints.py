@@ -212,9 +212,9 @@ async def test_restart_policy_gives_up_after_its_attempts(events: Path) -> None:
     assert flow._latest_run.restarts == 2
 
 
-async def test_an_iterable_source_is_refused_under_checkpointing() -> None:
+async def test_an_iterator_source_is_refused_under_checkpointing() -> None:
     flow = sc.Dataflow("iterable")
-    flow.source(IterableSource(range(10)), name="numbers").sink(ListSink())
+    flow.source(IterableSource(iter(range(10))), name="numbers").sink(ListSink())
     with pytest.raises(sc.CheckpointError, match="'numbers' \\(IterableSource\\) cannot rewind"):
         await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore()))
 
