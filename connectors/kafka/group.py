@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from connectors.kafka._client import describe, start_with_retry, stop_quietly
+from connectors.kafka._client import start_with_retry, stop_quietly
+from connectors.kafka._errors import describe, retry
 from connectors.kafka._record import parse_partition_id, partition_id
 from connectors.kafka.repartition import KafkaRepartition, repartition_topic_name
 from streamcore.errors import SourceError
@@ -132,16 +133,22 @@ class KafkaPartitionGroup(PartitionGroup):
                 # Polling keeps the membership alive (max_poll_interval_ms); every
                 # partition is paused, so nothing is fetched.
                 waiter = asyncio.ensure_future(self._leaving.wait())
-                poll = asyncio.ensure_future(consumer.getmany(timeout_ms=_POLL_MS))
+                poll = asyncio.ensure_future(
+                    retry(
+                        lambda: consumer.getmany(timeout_ms=_POLL_MS),
+                        what="stay in the group",
+                        fail=self._error,
+                        budget_s=src.connection.timeout_s,
+                    )
+                )
                 try:
                     await asyncio.wait([waiter, poll], return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     waiter.cancel()
                     if not poll.done():
                         poll.cancel()
-                failed = poll.exception() if poll.done() and not poll.cancelled() else None
-                if failed is not None:
-                    raise self._error(f"membership failed: {describe(failed)}") from failed
+                if poll.done() and not poll.cancelled():
+                    poll.result()  # raises the SourceError retry() made of a failure
             await self._revoke(sorted(self.held))
         finally:
             self._consumer = None
@@ -185,13 +192,15 @@ class KafkaPartitionGroup(PartitionGroup):
         if consumer is None:
             return None
         topic, number = parse_partition_id(partition)
-        try:
-            return await asyncio.wait_for(
-                consumer.committed(TopicPartition(topic, number)), self.source.connection.timeout_s
-            )
-        except (TimeoutError, KafkaError) as exc:
-            # Guessing (``start``) could skip or repeat records: fail, and let the task restart.
-            raise self._error(f"cannot read the committed offset of {partition}: {describe(exc)}") from exc
+        # Failing (after the retries) beats guessing with ``start``, which could skip or
+        # repeat records: the task restarts.
+        found: int | None = await retry(
+            lambda: consumer.committed(TopicPartition(topic, number)),
+            what=f"read the committed offset of {partition}",
+            fail=self._error,
+            budget_s=self.source.connection.timeout_s,
+        )
+        return found
 
     async def commit(self, position: Mapping[str, Any]) -> None:
         """Commit the offsets of ``position`` for the partitions held now (invariant 3)."""
@@ -205,10 +214,10 @@ class KafkaPartitionGroup(PartitionGroup):
                 offsets[TopicPartition(topic, number)] = int(offset)
         if not offsets:
             return
-        try:
-            # Bounded: this runs inside a revoke callback too, which the group waits for.
-            await asyncio.wait_for(consumer.commit(offsets), self.source.connection.timeout_s)
-        except TimeoutError as exc:
-            raise self._error("committing offsets timed out") from exc
-        except KafkaError as exc:
-            raise self._error(f"committing offsets failed: {describe(exc)}") from exc
+        # Bounded: this runs inside a revoke callback too, which the group waits for.
+        await retry(
+            lambda: consumer.commit(offsets),
+            what="commit offsets",
+            fail=self._error,
+            budget_s=self.source.connection.timeout_s,
+        )

@@ -35,13 +35,13 @@ import asyncio
 import logging
 import re
 import zlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
 
-from connectors.kafka._client import describe
+from connectors.kafka._client import start_with_retry, stop_quietly
+from connectors.kafka._errors import describe, retry
 from connectors.kafka._record import parse_partition_id, partition_id
 from connectors.kafka._transactions import Item
 from connectors.kafka.sink import KafkaSink
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 __all__ = ["KafkaRepartition", "RepartitionSink", "RepartitionSource", "repartition_topic_name"]
 
 log = logging.getLogger("connectors.kafka")
+
+_T = TypeVar("_T")
 
 BATCH = b"b"
 MARK = b"w"
@@ -114,24 +116,41 @@ class KafkaRepartition(Repartition):
         source = self.group.source
         if not source.topics:
             raise SourceError(f"repartition {self.topic!r} needs the input topics listed (topics=), not a pattern")
-        admin = AIOKafkaAdminClient(**source.connection.options())
+        topics = source.topics
+        admin = await self._admin_client()
         try:
-            await asyncio.wait_for(admin.start(), source.connection.timeout_s)
-            counts = await self._partition_counts(admin, source.topics)
-            self.writers = [partition_id(t, n) for t in source.topics for n in range(counts[t])]
-            if not (await self._partition_counts(admin, [self.topic], missing_ok=True)).get(self.topic):
-                await self._create(admin, max(counts.values()))
+            counts = await self._retry(lambda: self._partition_counts(admin, topics), "describe the input topics")
+            self.writers = [partition_id(t, n) for t in topics for n in range(counts[t])]
+
+            async def own_count() -> int:
+                return (await self._partition_counts(admin, [self.topic], missing_ok=True)).get(self.topic, 0)
+
+            if not await self._retry(own_count, "describe it"):
+                await self._retry(lambda: self._create(admin, max(counts.values())), "create it")
             deadline = asyncio.get_running_loop().time() + source.connection.timeout_s
-            while not (found := (await self._partition_counts(admin, [self.topic], missing_ok=True)).get(self.topic)):
+            while not (found := await self._retry(own_count, "describe it")):
                 if asyncio.get_running_loop().time() > deadline:
                     raise SourceError(f"repartition topic {self.topic!r} did not appear after it was created")
                 # A topic just created shows up in the metadata shortly after.
                 await asyncio.sleep(0.1)
             self.partitions = found
-        except (TimeoutError, KafkaError) as exc:
-            raise SourceError(f"cannot prepare repartition topic {self.topic!r}: {describe(exc)}") from exc
         finally:
-            await admin.close()
+            await stop_quietly(_close_admin, admin)
+
+    def _error(self, message: str) -> SourceError:
+        return SourceError(f"repartition topic {self.topic!r}: {message}")
+
+    async def _retry(self, call: Callable[[], Awaitable[_T]], what: str) -> _T:
+        return await retry(call, what=what, fail=self._error, budget_s=self.group.source.connection.timeout_s)
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        connection = self.group.source.connection
+        options = connection.options()
+
+        async def start(admin: AIOKafkaAdminClient) -> None:
+            await admin.start()
+
+        return await start_with_retry(lambda: AIOKafkaAdminClient(**options), start, _close_admin, connection, self._error)
 
     @staticmethod
     async def _partition_counts(
@@ -332,3 +351,7 @@ _GROUP_OPTIONS = frozenset(
     {"session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms", "rebalance_timeout_ms",
      "partition_assignment_strategy", "group_instance_id", "isolation_level"}
 )
+
+
+async def _close_admin(admin: AIOKafkaAdminClient) -> None:
+    await admin.close()

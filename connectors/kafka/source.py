@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from connectors.kafka._client import Connection, describe, start_with_retry, stop_quietly
+from connectors.kafka._client import Connection, start_with_retry, stop_quietly
+from connectors.kafka._errors import describe, retry
 from connectors.kafka._formats import key_decoder, value_decoder
 from connectors.kafka._record import KafkaRecord, parse_partition_id, partition_id
 from streamcore.errors import SourceError
@@ -241,10 +242,9 @@ class KafkaSource(Source):
     async def _check_topics(self, consumer: AIOKafkaConsumer) -> None:
         """Fail naming the listed topics that do not exist."""
         if self.topics:
-            try:
-                existing = await asyncio.wait_for(consumer.topics(), self.connection.timeout_s)
-            except (TimeoutError, KafkaError) as exc:
-                raise self._error(f"cannot list the topics: {describe(exc)}") from exc
+            existing = await retry(
+                consumer.topics, what="list the topics", fail=self._error, budget_s=self.connection.timeout_s
+            )
             missing = sorted(set(self.topics) - set(existing))
             if missing:
                 raise self._error(
@@ -306,13 +306,15 @@ class KafkaSource(Source):
             self._finished = True
             self._last_parts = []
             return None
-        try:
-            fetched = await consumer.getmany(
+        fetched = await retry(
+            lambda: consumer.getmany(
                 timeout_ms=max(0, int(timeout_s * 1000)),
                 max_records=max(1, min(max_records, self.max_batch)),
-            )
-        except KafkaError as exc:
-            raise self._error(f"reading failed: {describe(exc)}") from exc
+            ),
+            what="read",
+            fail=self._error,
+            budget_s=self.connection.timeout_s + timeout_s,
+        )
         records: list[Any] = []
         parts: list[str] = []
         for tp, messages in fetched.items():
@@ -398,12 +400,12 @@ class KafkaSource(Source):
         if self.stop_at_end:
             new = [tp for tp in tps if self._pid(tp) not in self._ends]
             if new:
-                try:
-                    ends = await asyncio.wait_for(
-                        consumer.end_offsets(new), self.connection.timeout_s
-                    )
-                except (TimeoutError, KafkaError) as exc:
-                    raise self._error(f"cannot read the end offsets: {describe(exc)}") from exc
+                ends = await retry(
+                    lambda: consumer.end_offsets(new),
+                    what="read the end offsets",
+                    fail=self._error,
+                    budget_s=self.connection.timeout_s,
+                )
                 for tp, end in ends.items():
                     self._ends[self._pid(tp)] = end
         self._caught = self._caught & self._assigned
@@ -474,12 +476,12 @@ class KafkaSource(Source):
                 offsets[tp] = int(offset)
         if not offsets:
             return
-        try:
-            await consumer.commit(offsets)
-        except KafkaError as exc:
-            raise self._error(
-                f"committing offsets to group {self.group_id!r} failed: {describe(exc)}"
-            ) from exc
+        await retry(
+            lambda: consumer.commit(offsets),
+            what=f"commit offsets to group {self.group_id!r}",
+            fail=self._error,
+            budget_s=self.connection.timeout_s,
+        )
 
 
 async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
