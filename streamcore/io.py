@@ -143,8 +143,9 @@ class PartitionGroup:
 
     The runtime calls ``run(on_assigned, on_revoked)`` once; it joins the group and
     awaits ``on_revoked(partitions)`` before giving partitions up (the tasks of those
-    partitions stop at a checkpoint there) and ``on_assigned(partitions)`` once new
-    ones are its own. ``run`` returns after ``leave()``.
+    partitions stop at a checkpoint there) and ``on_assigned(partitions)`` after each
+    assignment, with the partitions new to it (an empty list when it was given none: a
+    finite run then ends). ``run`` returns after ``leave()``.
     """
 
     finite: bool = False

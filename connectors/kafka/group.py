@@ -164,8 +164,9 @@ class KafkaPartitionGroup(PartitionGroup):
             consumer.pause(*assigned)
         new = sorted(partition_id(tp.topic, tp.partition) for tp in assigned)
         new = [p for p in new if p not in self.held]
-        if self._leaving.is_set() or not new:
+        if self._leaving.is_set():
             return
+        # Reported even when empty: a finite run given nothing ends (docs/scale-out.md).
         self.held.update(new)
         assert self._on_assigned is not None
         await self._on_assigned(new)

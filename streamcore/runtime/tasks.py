@@ -286,6 +286,8 @@ class PartitionedRuntime:
         self.finished: set[str] = set()
         """Partitions whose task reached the end of a finite stream in this process."""
         self.rebalances = 0
+        self._assignment_current = False
+        """An assignment came and nothing was revoked since: a finite run may end."""
         self._failure: BaseException | None = None
         self._changed = asyncio.Event()
         self._stopping = False
@@ -298,6 +300,7 @@ class PartitionedRuntime:
 
     async def _on_assigned(self, partitions: list[str]) -> None:
         self.rebalances += 1
+        self._assignment_current = True
         log.info("partitions assigned flow=%s partitions=%s", self.flow.name, sorted(partitions))
         r = self.repartition
         try:
@@ -319,6 +322,7 @@ class PartitionedRuntime:
         # Popped first: a task waiting out its restart backoff must not start again on a
         # partition that is leaving (``_task_failed`` checks it still owns the partition).
         tasks = [self.tasks.pop(p) for p in partitions if p in self.tasks]
+        self._assignment_current = False
         results = await asyncio.gather(*(self._suspend(t) for t in tasks), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and self._failure is None:
@@ -419,12 +423,14 @@ class PartitionedRuntime:
                     break
                 if self._failure is not None:
                     break
+                # Also with no task at all: a finite process the group gave nothing (more
+                # processes than partitions) has nothing to wait for.
                 if (
                     self.group.finite
-                    and self.tasks
+                    and self._assignment_current
                     and all(t.partition in self.finished for t in self.tasks.values())
                 ):
-                    log.info("every assigned partition ended flow=%s", self.flow.name)
+                    log.info("every assigned partition ended flow=%s partitions=%d", self.flow.name, len(self.tasks))
                     break
                 waiter = asyncio.ensure_future(self._changed.wait())
                 try:

@@ -29,6 +29,8 @@ class HandGroup(PartitionGroup):
         self.files = files
         self.commands: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
         self.held: set[str] = set()
+        self.handled = 0
+        """Commands whose callback has returned."""
 
     async def run(self, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback) -> None:
         while True:
@@ -43,6 +45,7 @@ class HandGroup(PartitionGroup):
             else:
                 self.held.difference_update(parts)
                 await on_revoked(parts)
+            self.handled += 1
 
     def leave(self) -> None:
         self.commands.put_nowait(("leave", []))
@@ -271,3 +274,34 @@ async def test_a_sink_shared_by_the_tasks_is_opened_and_closed_once(files: dict[
     assert (shared.opens, shared.closes) == (1, 1)
     want = [row for path in files.values() for row in await reference(path)]
     assert sorted(shared.items) == sorted(want)
+
+
+async def test_a_finite_process_the_group_gives_no_partition_ends(files: dict[str, Path]) -> None:
+    # More processes than partitions: this one is assigned nothing, and must not wait
+    # for partitions that others hold.
+    group = HandGroup(files)
+    flow = build("idle", GroupedSource(group), TaskSinks(), rate=1e9)
+    runtime = PartitionedRuntime(flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05))
+    run = asyncio.ensure_future(runtime.run())
+    group.commands.put_nowait(("assign", []))
+    await asyncio.wait_for(run, 30)
+    assert runtime.tasks == {} and runtime.rebalances == 1
+
+
+async def test_a_finite_process_does_not_end_between_a_revoke_and_the_next_assignment(
+    files: dict[str, Path],
+) -> None:
+    group, sinks = HandGroup(files), TaskSinks()
+    flow = build("between", GroupedSource(group), sinks, rate=20_000)
+    runtime = PartitionedRuntime(flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05))
+    run = asyncio.ensure_future(runtime.run())
+    group.commands.put_nowait(("assign", ["t:0"]))
+    await wait_until(lambda: "t:0" in sinks.tasks and len(sinks.tasks["t:0"].published) > 10)
+    group.commands.put_nowait(("revoke", ["t:0"]))
+    await wait_until(lambda: group.handled == 2)
+    for _ in range(20):  # let the runtime look at its (now empty) tasks
+        await asyncio.sleep(0)
+    assert not run.done()  # the group is rebalancing: the next assignment is coming
+    group.commands.put_nowait(("assign", ["t:0"]))
+    await asyncio.wait_for(run, 60)
+    assert sinks.tasks["t:0"].published == await reference(files["t:0"])
