@@ -152,6 +152,11 @@ class PartitionGroup:
     """True when the source ends (e.g. ``stop_at_end``): the process then leaves the
     group once the task of every partition it holds has reached the end."""
 
+    generation: int | None = None
+    """The group's generation (it only grows) when ``on_assigned`` is called, or None
+    when the group has none; the tasks of an assignment fence their checkpoints with it,
+    so a process that lost its partitions cannot overwrite a newer owner's."""
+
     async def run(self, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback) -> None:
         """Stay in the group, reporting assignment changes, until ``leave()``."""
         raise NotImplementedError

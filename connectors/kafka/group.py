@@ -74,6 +74,8 @@ class KafkaPartitionGroup(PartitionGroup):
         self._on_assigned: AssignmentCallback | None = None
         self._on_revoked: AssignmentCallback | None = None
         self.repartitions: list[KafkaRepartition] = []
+        self.generation: int | None = None
+        """The group generation of the current assignment (fences the tasks' checkpoints)."""
 
     def repartition(
         self,
@@ -162,6 +164,7 @@ class KafkaPartitionGroup(PartitionGroup):
         consumer = self._consumer
         if consumer is not None and assigned:
             consumer.pause(*assigned)
+        self.generation = _generation(consumer)
         new = sorted(partition_id(tp.topic, tp.partition) for tp in assigned)
         new = [p for p in new if p not in self.held]
         if self._leaving.is_set():
@@ -222,3 +225,11 @@ class KafkaPartitionGroup(PartitionGroup):
             fail=self._error,
             budget_s=self.source.connection.timeout_s,
         )
+
+
+def _generation(consumer: AIOKafkaConsumer | None) -> int | None:
+    """The generation the member joined (aiokafka keeps it on its group coordinator, which
+    has set it before the listener is called); None if it is not known."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    generation = getattr(coordinator, "generation", None)
+    return generation if isinstance(generation, int) and generation >= 0 else None

@@ -97,7 +97,7 @@ async def test_retry_raises_a_fatal_error_at_once_as_the_sides_error() -> None:
         calls += 1
         raise ak.ProducerFenced()
 
-    with pytest.raises(SinkError, match="cannot commit: ProducerFenced.*transactional id took over") as caught:
+    with pytest.raises(SinkError, match=r"cannot commit: ProducerFenced.*transactional id took over") as caught:
         await retry(fenced, what="commit", fail=SinkError, budget_s=30)
     assert calls == 1
     assert isinstance(caught.value.__cause__, ak.ProducerFenced)

@@ -17,8 +17,8 @@ import pytest
 from services import KafkaBroker, ServiceError, create_topic, release, unavailable
 
 import streamcore as sc
-from connectors.kafka import KafkaSink
 from connectors.files import JsonLinesSource
+from connectors.kafka import KafkaSink
 from tests.connectors.test_kafka import committed_values
 
 pytestmark = pytest.mark.kafka

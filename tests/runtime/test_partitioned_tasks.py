@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +306,61 @@ async def test_a_finite_process_does_not_end_between_a_revoke_and_the_next_assig
     group.commands.put_nowait(("assign", ["t:0"]))
     await asyncio.wait_for(run, 60)
     assert sinks.tasks["t:0"].published == await reference(files["t:0"])
+
+
+class SharedStore(sc.MemoryStateStore):
+    """One store for two runtimes, as one Redis for two processes: closing is each
+    process's own business (here, a no-op), never the other's."""
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture(params=["memory", "redis"])
+def two_stores(request: pytest.FixtureRequest) -> tuple[sc.StateStore, sc.StateStore]:
+    """Two processes' stores over the same data."""
+    if request.param == "memory":
+        shared = SharedStore()
+        return shared, shared
+    url = request.getfixturevalue("redis_url")
+    prefix = f"zombie-{uuid.uuid4().hex[:8]}"
+    return sc.RedisStateStore(url, key_prefix=prefix), sc.RedisStateStore(url, key_prefix=prefix)
+
+
+async def test_a_zombies_checkpoints_are_refused_once_the_new_owner_restored(
+    files: dict[str, Path], two_stores: tuple[sc.StateStore, sc.StateStore]
+) -> None:
+    # The zombie: a process that still runs t:0 at generation 1 after the group moved the
+    # partition (generation 2) to another process, which restored the zombie's last
+    # checkpoint. Both write to one store, as two processes would to one Redis.
+    zombie_store, owner_store = two_stores
+    zombie_group, owner_group = HandGroup(files), HandGroup(files)
+    zombie_group.generation, owner_group.generation = 1, 2
+    zombie_sinks, owner_sinks = TaskSinks(), TaskSinks()
+    zombie = PartitionedRuntime(
+        build("moved", GroupedSource(zombie_group), zombie_sinks, rate=200),
+        sc.Checkpointing(zombie_store, interval=0.05),
+    )
+    owner = PartitionedRuntime(
+        build("moved", GroupedSource(owner_group), owner_sinks, rate=1e9),
+        sc.Checkpointing(owner_store, interval=0.05),
+    )
+    zombie_run = asyncio.ensure_future(zombie.run())
+    zombie_group.commands.put_nowait(("assign", ["t:0"]))
+    await wait_until(lambda: "t:0" in zombie_sinks.tasks and len(zombie_sinks.tasks["t:0"].published) > 10)
+    owner_run = asyncio.ensure_future(owner.run())
+    owner_group.commands.put_nowait(("assign", ["t:0"]))
+    # The zombie's next checkpoint is refused: its task stops, and the process goes on.
+    await wait_until(lambda: "t:0" not in zombie.tasks)
+    assert not zombie_run.done()
+    await asyncio.wait_for(owner_run, 60)
+    zombie_group.leave()
+    await asyncio.wait_for(zombie_run, 60)
+    # Exactly once across the move: the zombie published nothing past what the owner
+    # restored, so the two outputs together are one run's.
+    restored_total = owner_sinks.tasks["t:0"].restores[0]["total"]
+    assert len(zombie_sinks.tasks["t:0"].published) == restored_total
+    assert zombie_sinks.tasks["t:0"].published + owner_sinks.tasks["t:0"].published == await reference(files["t:0"])
+    if isinstance(owner_store, sc.RedisStateStore):
+        async with owner_store:
+            await owner_store.delete_prefix("")
