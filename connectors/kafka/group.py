@@ -155,6 +155,8 @@ class KafkaPartitionGroup(PartitionGroup):
         finally:
             self._consumer = None
             await stop_quietly(stop, consumer)
+            for r in self.repartitions:
+                await r.close()
 
     def leave(self) -> None:
         """Revoke every partition held and leave the group (``run`` then returns)."""

@@ -26,6 +26,10 @@ Invariants:
    has ended: all their records were read by then (invariant 1).
 3. Writes are transactional and committed with stage 1's checkpoints; stage 2 reads with
    ``read_committed`` and keeps its offset and the writers' watermarks in its checkpoint.
+4. Once a stage-2 checkpoint is complete, the records of its partition before the
+   checkpointed offset are deleted (``delete_records``), as Kafka Streams purges its
+   repartition topics: a restore starts from that checkpoint or a newer one, never
+   before. A restore that finds its offset deleted fails instead of skipping records.
 Design: docs/scale-out.md#repartition-topics
 """
 
@@ -38,7 +42,8 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
 from connectors.kafka._client import start_with_retry, stop_quietly
 from connectors.kafka._errors import describe, retry
@@ -102,6 +107,10 @@ class KafkaRepartition(Repartition):
         self.partitions = 0
         self.writers: list[str] = []
         """The input partitions: every stage-2 task waits for the markers of all of them."""
+        self.purged: dict[str, int] = {}
+        """Per partition: the offset records before which were deleted (invariant 4)."""
+        self._admin: AIOKafkaAdminClient | None = None
+        self._admin_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"<KafkaRepartition {self.topic!r} partitions={self.partitions}>"
@@ -139,6 +148,29 @@ class KafkaRepartition(Repartition):
 
     def _error(self, message: str) -> SourceError:
         return SourceError(f"repartition topic {self.topic!r}: {message}")
+
+    async def purge(self, offsets: dict[str, int]) -> None:
+        """Invariant 4: delete the records before ``offsets`` (a stage-2 task's position in
+        a checkpoint that is complete); partitions already purged that far are skipped."""
+        todo = {p: o for p, o in offsets.items() if self.owns(p) and o > self.purged.get(p, 0)}
+        if not todo:
+            return
+        async with self._admin_lock:
+            if self._admin is None:
+                self._admin = await self._admin_client()
+            admin = self._admin
+        wanted = {TopicPartition(*parse_partition_id(p)): RecordsToDelete(o) for p, o in todo.items()}
+        low = await self._retry(lambda: admin.delete_records(wanted), "delete the records stage 2 checkpointed past")
+        for tp, offset in low.items():
+            pid = partition_id(tp.topic, tp.partition)
+            self.purged[pid] = max(self.purged.get(pid, 0), offset)
+        log.debug("repartition topic purged topic=%s offsets=%s", self.topic, todo)
+
+    async def close(self) -> None:
+        """Close the admin client ``purge`` opened (the group calls it when leaving)."""
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            await stop_quietly(_close_admin, admin)
 
     async def _retry(self, call: Callable[[], Awaitable[_T]], what: str) -> _T:
         return await retry(call, what=what, fail=self._error, budget_s=self.group.source.connection.timeout_s)
@@ -291,6 +323,33 @@ class RepartitionSource(KafkaSource):
             for w, state in position.get("writers", {}).items():
                 self._writers[w] = [_NEG_INF if state[0] is None else state[0], state[1], state[2]]
         await super().open(context, offsets)
+        if offsets:
+            try:
+                await self._check_not_purged(offsets)
+            except BaseException:
+                await self.close()
+                raise
+
+    async def _check_not_purged(self, offsets: dict[str, int]) -> None:
+        """Fail, rather than skip records, when the checkpoint restored needs records that
+        were purged (invariant 4: only a fallback to an older checkpoint can)."""
+        consumer = self._consumer
+        assert consumer is not None
+        tps = [TopicPartition(*parse_partition_id(p)) for p in offsets]
+        starts = await retry(
+            lambda: consumer.beginning_offsets(tps),
+            what="read the start of the repartition topic",
+            fail=self._error,
+            budget_s=self.connection.timeout_s,
+        )
+        for tp, start in starts.items():
+            offset = offsets[partition_id(tp.topic, tp.partition)]
+            if offset < start:
+                raise self._error(
+                    f"the checkpoint restored resumes {tp.topic}:{tp.partition} at offset {offset}, "
+                    f"but records before {start} were deleted (purged after a newer checkpoint, or "
+                    "by retention); this checkpoint cannot be replayed: restore a newer one"
+                )
 
     def position(self) -> dict[str, Any]:
         """The offset and every writer's ``[watermark, idle, ended]``."""
@@ -332,9 +391,11 @@ class RepartitionSource(KafkaSource):
             times.extend(stamps)
 
     async def commit_offsets(self, position: Any) -> None:
-        """Commit the offset part of ``position`` to the group (lag monitoring)."""
+        """The checkpoint holding ``position`` is complete: commit its offset to the group
+        (lag monitoring) and delete what comes before it (invariant 4)."""
         if isinstance(position, dict) and "offsets" in position:
             await super().commit_offsets(position["offsets"])
+            await self.repartition.purge(position["offsets"])
 
     def record_timestamps(self) -> list[int]:
         """Event times of the records of the last batch, as stage 1 wrote them."""
