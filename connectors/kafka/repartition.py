@@ -336,12 +336,7 @@ class RepartitionSource(KafkaSource):
         consumer = self._consumer
         assert consumer is not None
         tps = [TopicPartition(*parse_partition_id(p)) for p in offsets]
-        starts = await retry(
-            lambda: consumer.beginning_offsets(tps),
-            what="read the start of the repartition topic",
-            fail=self._error,
-            budget_s=self.connection.timeout_s,
-        )
+        starts = await self._retry(lambda: consumer.beginning_offsets(tps), "read the start of the topic")
         for tp, start in starts.items():
             offset = offsets[partition_id(tp.topic, tp.partition)]
             if offset < start:

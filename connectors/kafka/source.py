@@ -28,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from time import monotonic
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -49,6 +49,7 @@ __all__ = ["KafkaSource"]
 
 log = logging.getLogger("connectors.kafka")
 
+_T = TypeVar("_T")
 _STARTS = ("earliest", "latest")
 _ISOLATION_LEVELS = ("read_uncommitted", "read_committed")
 _ASSIGNMENT_POLL_S = 0.02
@@ -204,6 +205,10 @@ class KafkaSource(Source):
     def _error(self, message: str) -> SourceError:
         return SourceError(f"{self._name}: {message}")
 
+    async def _retry(self, call: Callable[[], Awaitable[_T]], what: str) -> _T:
+        """``call()`` retried as ``_errors.retry`` does, within ``connect_timeout_s``."""
+        return await retry(call, what=what, fail=self._error, budget_s=self.connection.timeout_s)
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self, context: SourceContext, position: Any | None = None) -> None:
@@ -242,9 +247,7 @@ class KafkaSource(Source):
     async def _check_topics(self, consumer: AIOKafkaConsumer) -> None:
         """Fail naming the listed topics that do not exist."""
         if self.topics:
-            existing = await retry(
-                consumer.topics, what="list the topics", fail=self._error, budget_s=self.connection.timeout_s
-            )
+            existing = await self._retry(consumer.topics, "list the topics")
             missing = sorted(set(self.topics) - set(existing))
             if missing:
                 raise self._error(
@@ -400,12 +403,7 @@ class KafkaSource(Source):
         if self.stop_at_end:
             new = [tp for tp in tps if self._pid(tp) not in self._ends]
             if new:
-                ends = await retry(
-                    lambda: consumer.end_offsets(new),
-                    what="read the end offsets",
-                    fail=self._error,
-                    budget_s=self.connection.timeout_s,
-                )
+                ends = await self._retry(lambda: consumer.end_offsets(new), "read the end offsets")
                 for tp, end in ends.items():
                     self._ends[self._pid(tp)] = end
         self._caught = self._caught & self._assigned
@@ -476,12 +474,7 @@ class KafkaSource(Source):
                 offsets[tp] = int(offset)
         if not offsets:
             return
-        await retry(
-            lambda: consumer.commit(offsets),
-            what=f"commit offsets to group {self.group_id!r}",
-            fail=self._error,
-            budget_s=self.connection.timeout_s,
-        )
+        await self._retry(lambda: consumer.commit(offsets), f"commit offsets to group {self.group_id!r}")
 
 
 async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
