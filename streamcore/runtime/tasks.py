@@ -305,12 +305,12 @@ class PartitionedRuntime:
         self.finished: set[str] = set()
         """Partitions whose task reached the end of a finite stream in this process."""
         self.rebalances = 0
-        self._assignment_current = False
-        """An assignment came and nothing was revoked since: a finite run may end."""
         self._failure: BaseException | None = None
         self._changed = asyncio.Event()
         self._stopping = False
         self._restarting: set[asyncio.Future[None]] = set()
+        self._assignment_current = False
+        """An assignment came and nothing was revoked since: a finite run may end."""
 
     def __repr__(self) -> str:
         return f"<PartitionedRuntime {self.flow.name!r} tasks={sorted(self.tasks)}>"
