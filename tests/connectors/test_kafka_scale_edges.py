@@ -127,6 +127,13 @@ async def test_a_finite_member_the_group_gives_no_partition_ends_while_the_other
         assert ended.tasks == {}
         assert not running_run.done() and list(running.tasks) == [f"{topic}:0"]
         assert not running.finished
+        # The holder's task fences its checkpoints with the group's generation: the one
+        # of the rebalance that followed the second member's join, claimed in the store.
+        generation = running.group.generation  # type: ignore[attr-defined]
+        assert isinstance(generation, int) and generation >= 2
+        await until(lambda: running.ready)
+        async with sc.RedisStateStore(redis_url, key_prefix=prefix) as store:
+            assert await store.get(f"{name}@{topic}:0/fence") == b"%d" % generation
         running.request_stop()
         await asyncio.wait_for(running_run, 120)
     finally:
