@@ -9,7 +9,8 @@ The tree::
     ├── SinkError                    a sink cannot write its output
     ├── ConnectorError               a foreign client (Kafka, Redis) failed; mapped at the boundary
     ├── StateError                   the state store failed or holds something unreadable
-    │   └── SerializationError       a value cannot be written to (or read from) the store
+    │   ├── SerializationError       a value cannot be written to (or read from) the store
+    │   └── FencedError              a write from an owner a newer generation fenced out
     ├── CheckpointError              checkpoints keep failing, or recovery is impossible
     │   └── CheckpointSetupError     the run cannot checkpoint as set up (also a SetupError)
     ├── SetupError                   the run cannot start as set up; a restart would not help
@@ -28,6 +29,7 @@ __all__ = [
     "CheckpointSetupError",
     "ConnectorError",
     "DrainTimeoutError",
+    "FencedError",
     "GraphError",
     "MailboxClosedError",
     "MailboxFullError",
@@ -78,6 +80,16 @@ class StateError(StreamcoreError):
 
 class SerializationError(StateError):
     """A value could not be serialised for the state store, or read back."""
+
+
+class FencedError(StateError):
+    """A fenced write was refused: a newer owner (a newer group generation) claimed the
+    key space, so this writer lost it (a process cut off from its group, a *zombie*)."""
+
+    def __init__(self, message: str, *, generation: int, current: int) -> None:
+        super().__init__(message)
+        self.generation = generation
+        self.current = current
 
 
 class CheckpointError(StreamcoreError):

@@ -153,13 +153,19 @@ class PartitionGroup:
 
     The runtime calls ``run(on_assigned, on_revoked)`` once; it joins the group and
     awaits ``on_revoked(partitions)`` before giving partitions up (the tasks of those
-    partitions stop at a checkpoint there) and ``on_assigned(partitions)`` once new
-    ones are its own. ``run`` returns after ``leave()``.
+    partitions stop at a checkpoint there) and ``on_assigned(partitions)`` after each
+    assignment, with the partitions new to it (an empty list when it was given none: a
+    finite run then ends). ``run`` returns after ``leave()``.
     """
 
     finite: bool = False
     """True when the source ends (e.g. ``stop_at_end``): the process then leaves the
     group once the task of every partition it holds has reached the end."""
+
+    generation: int | None = None
+    """The group's generation (it only grows) when ``on_assigned`` is called, or None
+    when the group has none; the tasks of an assignment fence their checkpoints with it,
+    so a process that lost its partitions cannot overwrite a newer owner's."""
 
     async def run(self, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback) -> None:
         """Stay in the group, reporting assignment changes, until ``leave()``."""

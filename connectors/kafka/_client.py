@@ -2,7 +2,7 @@
 
 aiokafka's exceptions never leave this package: each call into aiokafka that can fail
 is wrapped, and the failure is raised as ``SourceError`` or ``SinkError`` with the
-aiokafka exception as ``__cause__`` (``describe`` turns it into a readable phrase).
+aiokafka exception as ``__cause__`` (which errors are retried, and how: ``_errors.py``).
 Starting a client is retried a bounded number of times within a bounded time, so an
 unreachable broker fails ``open`` with a message naming the bootstrap servers instead
 of hanging.
@@ -11,22 +11,19 @@ Design: docs/connectors-kafka.md#connecting
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from time import monotonic
 from typing import Any, TypeVar
 
-from aiokafka.errors import KafkaError
+from connectors.kafka._errors import describe, retry
 
 __all__ = ["Connection", "describe", "start_with_retry", "stop_quietly"]
 
 log = logging.getLogger("connectors.kafka")
 
 _T = TypeVar("_T")
-_BACKOFF_FIRST_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -78,17 +75,6 @@ class Connection:
         return f"Connection({self.servers!r}, security_protocol={self.security_protocol!r})"
 
 
-def describe(exc: BaseException) -> str:
-    """A short phrase for an aiokafka (or other) exception."""
-    text = str(exc).strip()
-    name = type(exc).__name__
-    if not text or text == name:
-        return name
-    if text.startswith(name):
-        return text
-    return f"{name}: {text}"
-
-
 async def start_with_retry(
     make: Callable[[], _T],
     start: Callable[[_T], Awaitable[None]],
@@ -98,66 +84,28 @@ async def start_with_retry(
 ) -> _T:
     """``make()`` a client and ``start`` it, retrying within the connection's bounds.
 
-    Connection failures and timeouts are retried (with a doubling pause) until
-    ``connection.attempts`` starts were made or ``connection.timeout_s`` passed; each
-    failed client is stopped. Any other error is raised at once. What is raised is
-    ``fail(message)`` with the last aiokafka error as ``__cause__``.
+    Retriable failures (``_errors.RULES``) are retried until ``connection.attempts``
+    starts were made or ``connection.timeout_s`` passed; each failed client is stopped.
+    A fatal error is raised at once. What is raised is ``fail(message)`` with the last
+    aiokafka error as ``__cause__``.
     """
-    started = monotonic()
-    deadline = started + connection.timeout_s
-    pause = _BACKOFF_FIRST_S
-    last: BaseException | None = None
-    made = 0
-    for attempt in range(1, connection.attempts + 1):
-        remaining = deadline - monotonic()
-        if remaining <= 0:
-            break
+
+    async def attempt() -> _T:
         client = make()
-        made = attempt
-        # Each attempt gets an equal share of what is left, so the later ones still run.
-        budget = remaining / (connection.attempts - attempt + 1)
         try:
-            await asyncio.wait_for(start(client), timeout=budget)
-            return client
-        except (TimeoutError, KafkaError, OSError) as exc:
-            await stop_quietly(stop, client)
-            if isinstance(exc, KafkaError) and not _retriable(exc):
-                raise fail(f"cannot start against {connection.servers!r}: {describe(exc)}") from exc
-            last = exc
-            log.warning(
-                "kafka connect failed servers=%s attempt=%d of=%d error=%r",
-                connection.servers,
-                attempt,
-                connection.attempts,
-                describe(exc),
-            )
+            await start(client)
         except BaseException:
             await stop_quietly(stop, client)
             raise
-        if attempt < connection.attempts:
-            wait = min(pause, deadline - monotonic())
-            if wait > 0:
-                # A pause between attempts: a broker that is restarting gets time to come up.
-                await asyncio.sleep(wait)
-            pause *= 2
-    elapsed = monotonic() - started
-    if last is None:
-        reason = "no time left"
-    else:
-        reason = "timed out" if isinstance(last, TimeoutError) else describe(last)
-    raise fail(
-        f"cannot connect to Kafka at bootstrap servers {connection.servers!r} after "
-        f"{made} attempt(s) in {elapsed:.1f}s ({reason}); check that the broker runs and "
-        "that bootstrap_servers and the security settings are right"
-    ) from last
+        return client
 
-
-def _retriable(exc: KafkaError) -> bool:
-    return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in (
-        "KafkaConnectionError",
-        "KafkaTimeoutError",
-        "NoBrokersAvailable",
-        "RequestTimedOutError",
+    return await retry(
+        attempt,
+        what=f"connect to Kafka at bootstrap servers {connection.servers!r}",
+        fail=fail,
+        budget_s=connection.timeout_s,
+        attempts=connection.attempts,
+        advice="check that the broker runs and that bootstrap_servers and the security settings are right",
     )
 
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from connectors.kafka._client import describe, start_with_retry, stop_quietly
+from connectors.kafka._client import start_with_retry, stop_quietly
+from connectors.kafka._errors import describe, retry
 from connectors.kafka._record import parse_partition_id, partition_id
 from connectors.kafka.repartition import KafkaRepartition, repartition_topic_name
 from streamcore.errors import SourceError
@@ -73,6 +74,8 @@ class KafkaPartitionGroup(PartitionGroup):
         self._on_assigned: AssignmentCallback | None = None
         self._on_revoked: AssignmentCallback | None = None
         self.repartitions: list[KafkaRepartition] = []
+        self.generation: int | None = None
+        """The group generation of the current assignment (fences the tasks' checkpoints)."""
 
     def repartition(
         self,
@@ -132,20 +135,28 @@ class KafkaPartitionGroup(PartitionGroup):
                 # Polling keeps the membership alive (max_poll_interval_ms); every
                 # partition is paused, so nothing is fetched.
                 waiter = asyncio.ensure_future(self._leaving.wait())
-                poll = asyncio.ensure_future(consumer.getmany(timeout_ms=_POLL_MS))
+                poll = asyncio.ensure_future(
+                    retry(
+                        lambda: consumer.getmany(timeout_ms=_POLL_MS),
+                        what="stay in the group",
+                        fail=self._error,
+                        budget_s=src.connection.timeout_s,
+                    )
+                )
                 try:
                     await asyncio.wait([waiter, poll], return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     waiter.cancel()
                     if not poll.done():
                         poll.cancel()
-                failed = poll.exception() if poll.done() and not poll.cancelled() else None
-                if failed is not None:
-                    raise self._error(f"membership failed: {describe(failed)}") from failed
+                if poll.done() and not poll.cancelled():
+                    poll.result()  # raises the SourceError retry() made of a failure
             await self._revoke(sorted(self.held))
         finally:
             self._consumer = None
             await stop_quietly(stop, consumer)
+            for r in self.repartitions:
+                await r.close()
 
     def leave(self) -> None:
         """Revoke every partition held and leave the group (``run`` then returns)."""
@@ -155,10 +166,12 @@ class KafkaPartitionGroup(PartitionGroup):
         consumer = self._consumer
         if consumer is not None and assigned:
             consumer.pause(*assigned)
+        self.generation = _generation(consumer)
         new = sorted(partition_id(tp.topic, tp.partition) for tp in assigned)
         new = [p for p in new if p not in self.held]
-        if self._leaving.is_set() or not new:
+        if self._leaving.is_set():
             return
+        # Reported even when empty: a finite run given nothing ends (docs/scale-out.md).
         self.held.update(new)
         assert self._on_assigned is not None
         await self._on_assigned(new)
@@ -185,13 +198,15 @@ class KafkaPartitionGroup(PartitionGroup):
         if consumer is None:
             return None
         topic, number = parse_partition_id(partition)
-        try:
-            return await asyncio.wait_for(
-                consumer.committed(TopicPartition(topic, number)), self.source.connection.timeout_s
-            )
-        except (TimeoutError, KafkaError) as exc:
-            # Guessing (``start``) could skip or repeat records: fail, and let the task restart.
-            raise self._error(f"cannot read the committed offset of {partition}: {describe(exc)}") from exc
+        # Failing (after the retries) beats guessing with ``start``, which could skip or
+        # repeat records: the task restarts.
+        found: int | None = await retry(
+            lambda: consumer.committed(TopicPartition(topic, number)),
+            what=f"read the committed offset of {partition}",
+            fail=self._error,
+            budget_s=self.source.connection.timeout_s,
+        )
+        return found
 
     async def commit(self, position: Mapping[str, Any]) -> None:
         """Commit the offsets of ``position`` for the partitions held now (invariant 3)."""
@@ -205,10 +220,18 @@ class KafkaPartitionGroup(PartitionGroup):
                 offsets[TopicPartition(topic, number)] = int(offset)
         if not offsets:
             return
-        try:
-            # Bounded: this runs inside a revoke callback too, which the group waits for.
-            await asyncio.wait_for(consumer.commit(offsets), self.source.connection.timeout_s)
-        except TimeoutError as exc:
-            raise self._error("committing offsets timed out") from exc
-        except KafkaError as exc:
-            raise self._error(f"committing offsets failed: {describe(exc)}") from exc
+        # Bounded: this runs inside a revoke callback too, which the group waits for.
+        await retry(
+            lambda: consumer.commit(offsets),
+            what="commit offsets",
+            fail=self._error,
+            budget_s=self.source.connection.timeout_s,
+        )
+
+
+def _generation(consumer: AIOKafkaConsumer | None) -> int | None:
+    """The generation the member joined (aiokafka keeps it on its group coordinator, which
+    has set it before the listener is called); None if it is not known."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    generation = getattr(coordinator, "generation", None)
+    return generation if isinstance(generation, int) and generation >= 0 else None

@@ -26,6 +26,10 @@ Invariants:
    has ended: all their records were read by then (invariant 1).
 3. Writes are transactional and committed with stage 1's checkpoints; stage 2 reads with
    ``read_committed`` and keeps its offset and the writers' watermarks in its checkpoint.
+4. Once a stage-2 checkpoint is complete, the records of its partition before the
+   checkpointed offset are deleted (``delete_records``), as Kafka Streams purges its
+   repartition topics: a restore starts from that checkpoint or a newer one, never
+   before. A restore that finds its offset deleted fails instead of skipping records.
 Design: docs/scale-out.md#repartition-topics
 """
 
@@ -35,13 +39,14 @@ import asyncio
 import logging
 import re
 import zlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
-from connectors.kafka._client import describe
+from connectors.kafka._client import start_with_retry, stop_quietly
+from connectors.kafka._errors import describe, retry
 from connectors.kafka._record import parse_partition_id, partition_id
 from connectors.kafka._transactions import Item
 from connectors.kafka.sink import KafkaSink
@@ -55,6 +60,8 @@ if TYPE_CHECKING:
 __all__ = ["KafkaRepartition", "RepartitionSink", "RepartitionSource", "repartition_topic_name"]
 
 log = logging.getLogger("connectors.kafka")
+
+_T = TypeVar("_T")
 
 BATCH = b"b"
 MARK = b"w"
@@ -100,6 +107,10 @@ class KafkaRepartition(Repartition):
         self.partitions = 0
         self.writers: list[str] = []
         """The input partitions: every stage-2 task waits for the markers of all of them."""
+        self.purged: dict[str, int] = {}
+        """Per partition: the offset records before which were deleted (invariant 4)."""
+        self._admin: AIOKafkaAdminClient | None = None
+        self._admin_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"<KafkaRepartition {self.topic!r} partitions={self.partitions}>"
@@ -114,24 +125,64 @@ class KafkaRepartition(Repartition):
         source = self.group.source
         if not source.topics:
             raise SourceError(f"repartition {self.topic!r} needs the input topics listed (topics=), not a pattern")
-        admin = AIOKafkaAdminClient(**source.connection.options())
+        topics = source.topics
+        admin = await self._admin_client()
         try:
-            await asyncio.wait_for(admin.start(), source.connection.timeout_s)
-            counts = await self._partition_counts(admin, source.topics)
-            self.writers = [partition_id(t, n) for t in source.topics for n in range(counts[t])]
-            if not (await self._partition_counts(admin, [self.topic], missing_ok=True)).get(self.topic):
-                await self._create(admin, max(counts.values()))
+            counts = await self._retry(lambda: self._partition_counts(admin, topics), "describe the input topics")
+            self.writers = [partition_id(t, n) for t in topics for n in range(counts[t])]
+
+            async def own_count() -> int:
+                return (await self._partition_counts(admin, [self.topic], missing_ok=True)).get(self.topic, 0)
+
+            if not await self._retry(own_count, "describe it"):
+                await self._retry(lambda: self._create(admin, max(counts.values())), "create it")
             deadline = asyncio.get_running_loop().time() + source.connection.timeout_s
-            while not (found := (await self._partition_counts(admin, [self.topic], missing_ok=True)).get(self.topic)):
+            while not (found := await self._retry(own_count, "describe it")):
                 if asyncio.get_running_loop().time() > deadline:
                     raise SourceError(f"repartition topic {self.topic!r} did not appear after it was created")
                 # A topic just created shows up in the metadata shortly after.
                 await asyncio.sleep(0.1)
             self.partitions = found
-        except (TimeoutError, KafkaError) as exc:
-            raise SourceError(f"cannot prepare repartition topic {self.topic!r}: {describe(exc)}") from exc
         finally:
-            await admin.close()
+            await stop_quietly(_close_admin, admin)
+
+    def _error(self, message: str) -> SourceError:
+        return SourceError(f"repartition topic {self.topic!r}: {message}")
+
+    async def purge(self, offsets: dict[str, int]) -> None:
+        """Invariant 4: delete the records before ``offsets`` (a stage-2 task's position in
+        a checkpoint that is complete); partitions already purged that far are skipped."""
+        todo = {p: o for p, o in offsets.items() if self.owns(p) and o > self.purged.get(p, 0)}
+        if not todo:
+            return
+        async with self._admin_lock:
+            if self._admin is None:
+                self._admin = await self._admin_client()
+            admin = self._admin
+        wanted = {TopicPartition(*parse_partition_id(p)): RecordsToDelete(o) for p, o in todo.items()}
+        low = await self._retry(lambda: admin.delete_records(wanted), "delete the records stage 2 checkpointed past")
+        for tp, offset in low.items():
+            pid = partition_id(tp.topic, tp.partition)
+            self.purged[pid] = max(self.purged.get(pid, 0), offset)
+        log.debug("repartition topic purged topic=%s offsets=%s", self.topic, todo)
+
+    async def close(self) -> None:
+        """Close the admin client ``purge`` opened (the group calls it when leaving)."""
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            await stop_quietly(_close_admin, admin)
+
+    async def _retry(self, call: Callable[[], Awaitable[_T]], what: str) -> _T:
+        return await retry(call, what=what, fail=self._error, budget_s=self.group.source.connection.timeout_s)
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        connection = self.group.source.connection
+        options = connection.options()
+
+        async def start(admin: AIOKafkaAdminClient) -> None:
+            await admin.start()
+
+        return await start_with_retry(lambda: AIOKafkaAdminClient(**options), start, _close_admin, connection, self._error)
 
     @staticmethod
     async def _partition_counts(
@@ -272,6 +323,28 @@ class RepartitionSource(KafkaSource):
             for w, state in position.get("writers", {}).items():
                 self._writers[w] = [_NEG_INF if state[0] is None else state[0], state[1], state[2]]
         await super().open(context, offsets)
+        if offsets:
+            try:
+                await self._check_not_purged(offsets)
+            except BaseException:
+                await self.close()
+                raise
+
+    async def _check_not_purged(self, offsets: dict[str, int]) -> None:
+        """Fail, rather than skip records, when the checkpoint restored needs records that
+        were purged (invariant 4: only a fallback to an older checkpoint can)."""
+        consumer = self._consumer
+        assert consumer is not None
+        tps = [TopicPartition(*parse_partition_id(p)) for p in offsets]
+        starts = await self._retry(lambda: consumer.beginning_offsets(tps), "read the start of the topic")
+        for tp, start in starts.items():
+            offset = offsets[partition_id(tp.topic, tp.partition)]
+            if offset < start:
+                raise self._error(
+                    f"the checkpoint restored resumes {tp.topic}:{tp.partition} at offset {offset}, "
+                    f"but records before {start} were deleted (purged after a newer checkpoint, or "
+                    "by retention); this checkpoint cannot be replayed: restore a newer one"
+                )
 
     def position(self) -> dict[str, Any]:
         """The offset and every writer's ``[watermark, idle, ended]``."""
@@ -313,9 +386,11 @@ class RepartitionSource(KafkaSource):
             times.extend(stamps)
 
     async def commit_offsets(self, position: Any) -> None:
-        """Commit the offset part of ``position`` to the group (lag monitoring)."""
+        """The checkpoint holding ``position`` is complete: commit its offset to the group
+        (lag monitoring) and delete what comes before it (invariant 4)."""
         if isinstance(position, dict) and "offsets" in position:
             await super().commit_offsets(position["offsets"])
+            await self.repartition.purge(position["offsets"])
 
     def record_timestamps(self) -> list[int]:
         """Event times of the records of the last batch, as stage 1 wrote them."""
@@ -332,3 +407,7 @@ _GROUP_OPTIONS = frozenset(
     {"session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms", "rebalance_timeout_ms",
      "partition_assignment_strategy", "group_instance_id", "isolation_level"}
 )
+
+
+async def _close_admin(admin: AIOKafkaAdminClient) -> None:
+    await admin.close()

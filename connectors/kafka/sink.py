@@ -48,7 +48,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from connectors.kafka._client import Connection, describe, start_with_retry, stop_quietly
+from connectors.kafka._client import Connection, start_with_retry, stop_quietly
+from connectors.kafka._errors import describe, retry
 from connectors.kafka._formats import encode_headers, encode_key, value_encoder
 from connectors.kafka._transactions import Group, Item, State, decode_state, encode_state
 from streamcore.errors import SinkError
@@ -63,6 +64,9 @@ _RESERVED = (
     "compression_type", "linger_ms",
 )  # fmt: skip
 _INIT_TIMEOUT_S = 60.0
+# A fresh cluster creates its offsets topic on the first request for a coordinator;
+# that can take several seconds on a loaded machine.
+_MARKER_BUDGET_S = 60.0
 # A transaction that completed just before this process started may need a moment
 # before its marker can be read (the broker materialises transactional offsets after
 # writing the commit markers); restore looks again after this long before sending twice.
@@ -240,25 +244,28 @@ class KafkaSink(Sink):
             lambda: AIOKafkaProducer(**options), start, _stop_producer, self.connection, self._error
         )
         try:
-            await asyncio.wait_for(producer.partitions_for(self.topic), self.connection.timeout_s)
-        except (TimeoutError, KafkaError) as exc:
+            await retry(
+                lambda: producer.partitions_for(self.topic),
+                what=f"find the topic at {self.connection.servers!r}",
+                fail=self._error,
+                budget_s=self.connection.timeout_s,
+                advice="the topic does not exist or has no leader; create it first",
+            )
+        except BaseException:
             await stop_quietly(_stop_producer, producer)
-            raise self._error(
-                f"the topic does not exist at {self.connection.servers!r} or has no leader "
-                f"({describe(exc)}); create it first"
-            ) from exc
+            raise
         return producer
 
     async def _init_transactions(self, producer: AIOKafkaProducer) -> None:
         """Get a producer id for the transactional id: fences an earlier producer and
         aborts (or completes) its open transaction before returning."""
-        try:
-            # aiokafka initialises the id on start; beginning a transaction waits for it.
-            await asyncio.wait_for(producer.begin_transaction(), _INIT_TIMEOUT_S)
-        except (TimeoutError, KafkaError) as exc:
-            raise self._error(
-                f"cannot initialise transactions for transactional id {self._tid!r}: {describe(exc)}"
-            ) from exc
+        # aiokafka initialises the id on start; beginning a transaction waits for it.
+        await retry(
+            producer.begin_transaction,
+            what=f"initialise transactions for transactional id {self._tid!r}",
+            fail=self._error,
+            budget_s=_INIT_TIMEOUT_S,
+        )
         self._txn_open = True
 
     async def abort(self) -> None:
@@ -338,7 +345,8 @@ class KafkaSink(Sink):
             return
         self._txn_open = False
         try:
-            await asyncio.wait_for(producer.abort_transaction(), self.connection.timeout_s)
+            async with asyncio.timeout(self.connection.timeout_s):
+                await producer.abort_transaction()
         except (TimeoutError, KafkaError) as exc:
             # The broker aborts it at the transaction timeout, or the next start does.
             log.warning("kafka sink abort failed topic=%s error=%r", self.topic, describe(exc))
@@ -583,14 +591,14 @@ class KafkaSink(Sink):
         )
         tp = TopicPartition(self.topic, 0)
         try:
-            offsets = await asyncio.wait_for(
-                admin.list_consumer_group_offsets(self._marker_group, partitions=[tp]),
-                self.connection.timeout_s,
+            # On a fresh cluster the group coordinator appears a moment after the
+            # broker answers: that error is retriable, so it is retried here.
+            offsets = await retry(
+                lambda: admin.list_consumer_group_offsets(self._marker_group, partitions=[tp]),
+                what=f"read the commit marker of group {self._marker_group!r}",
+                fail=self._error,
+                budget_s=_MARKER_BUDGET_S,
             )
-        except (TimeoutError, KafkaError) as exc:
-            raise self._error(
-                f"cannot read the commit marker of group {self._marker_group!r}: {describe(exc)}"
-            ) from exc
         finally:
             await stop_quietly(stop, admin)
         found = offsets.get(tp)

@@ -28,14 +28,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from time import monotonic
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from connectors.kafka._client import Connection, describe, start_with_retry, stop_quietly
+from connectors.kafka._client import Connection, start_with_retry, stop_quietly
+from connectors.kafka._errors import describe, retry
 from connectors.kafka._formats import key_decoder, value_decoder
 from connectors.kafka._record import KafkaRecord, parse_partition_id, partition_id
 from streamcore.errors import SourceError
@@ -48,6 +49,7 @@ __all__ = ["KafkaSource"]
 
 log = logging.getLogger("connectors.kafka")
 
+_T = TypeVar("_T")
 _STARTS = ("earliest", "latest")
 _ISOLATION_LEVELS = ("read_uncommitted", "read_committed")
 _ASSIGNMENT_POLL_S = 0.02
@@ -203,6 +205,10 @@ class KafkaSource(Source):
     def _error(self, message: str) -> SourceError:
         return SourceError(f"{self._name}: {message}")
 
+    async def _retry(self, call: Callable[[], Awaitable[_T]], what: str) -> _T:
+        """``call()`` retried as ``_errors.retry`` does, within ``connect_timeout_s``."""
+        return await retry(call, what=what, fail=self._error, budget_s=self.connection.timeout_s)
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self, context: SourceContext, position: Any | None = None) -> None:
@@ -241,10 +247,7 @@ class KafkaSource(Source):
     async def _check_topics(self, consumer: AIOKafkaConsumer) -> None:
         """Fail naming the listed topics that do not exist."""
         if self.topics:
-            try:
-                existing = await asyncio.wait_for(consumer.topics(), self.connection.timeout_s)
-            except (TimeoutError, KafkaError) as exc:
-                raise self._error(f"cannot list the topics: {describe(exc)}") from exc
+            existing = await self._retry(consumer.topics, "list the topics")
             missing = sorted(set(self.topics) - set(existing))
             if missing:
                 raise self._error(
@@ -306,13 +309,15 @@ class KafkaSource(Source):
             self._finished = True
             self._last_parts = []
             return None
-        try:
-            fetched = await consumer.getmany(
+        fetched = await retry(
+            lambda: consumer.getmany(
                 timeout_ms=max(0, int(timeout_s * 1000)),
                 max_records=max(1, min(max_records, self.max_batch)),
-            )
-        except KafkaError as exc:
-            raise self._error(f"reading failed: {describe(exc)}") from exc
+            ),
+            what="read",
+            fail=self._error,
+            budget_s=self.connection.timeout_s + timeout_s,
+        )
         records: list[Any] = []
         parts: list[str] = []
         for tp, messages in fetched.items():
@@ -398,12 +403,7 @@ class KafkaSource(Source):
         if self.stop_at_end:
             new = [tp for tp in tps if self._pid(tp) not in self._ends]
             if new:
-                try:
-                    ends = await asyncio.wait_for(
-                        consumer.end_offsets(new), self.connection.timeout_s
-                    )
-                except (TimeoutError, KafkaError) as exc:
-                    raise self._error(f"cannot read the end offsets: {describe(exc)}") from exc
+                ends = await self._retry(lambda: consumer.end_offsets(new), "read the end offsets")
                 for tp, end in ends.items():
                     self._ends[self._pid(tp)] = end
         self._caught = self._caught & self._assigned
@@ -474,12 +474,7 @@ class KafkaSource(Source):
                 offsets[tp] = int(offset)
         if not offsets:
             return
-        try:
-            await consumer.commit(offsets)
-        except KafkaError as exc:
-            raise self._error(
-                f"committing offsets to group {self.group_id!r} failed: {describe(exc)}"
-            ) from exc
+        await self._retry(lambda: consumer.commit(offsets), f"commit offsets to group {self.group_id!r}")
 
 
 async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:

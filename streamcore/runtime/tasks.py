@@ -19,11 +19,15 @@ Invariants (docs/scale-out.md):
    key (the producer's key).
 4. A task that fails restarts alone under the restart policy; once the policy gives up
    (or without one) the whole process fails, leaving the group.
+5. A task writes its checkpoints fenced by the group generation that assigned it
+   (``state/fencing.py``): once a newer owner restored the partition, this task's writes
+   are refused (``FencedError``) and the task is dropped without failing the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 import weakref
@@ -32,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamcore.dataflow.graph import KeyByNode, Node, SinkNode, SourceNode
 from streamcore.dataflow.validate import validate
-from streamcore.errors import GraphError, StreamcoreError
+from streamcore.errors import FencedError, GraphError, StreamcoreError
 from streamcore.io import PartitionGroup, Repartition, Sink, SinkContext, Source
 
 if TYPE_CHECKING:
@@ -176,6 +180,19 @@ class _RepartitionSinks(Sink):
         raise AssertionError("only the per-task sinks write")
 
 
+def _fenced(checkpoint: Checkpointing, task: _Task) -> Checkpointing:
+    """``checkpoint`` writing through a ``FencedStore`` of the task's generation, if any."""
+    if task.generation is None:
+        return checkpoint
+    from streamcore.state.fencing import FencedStore
+    from streamcore.state.store import Fence
+
+    fenced = copy.copy(checkpoint)
+    store = FencedStore(checkpoint.store, Fence(f"{task.flow.name}/fence", task.generation))
+    object.__setattr__(fenced, "store", store)  # a frozen dataclass
+    return fenced
+
+
 def _descendants(flow: Dataflow, start: Node) -> set[int]:
     out = {start.id}
     for node in flow.nodes:
@@ -248,9 +265,11 @@ def _stages(flow: Dataflow, source_node: SourceNode, group: PartitionGroup) -> t
 class _Task:
     """One partition's copy of the flow and the asyncio task running it."""
 
-    def __init__(self, partition: str, flow: Dataflow) -> None:
+    def __init__(self, partition: str, flow: Dataflow, generation: int | None = None) -> None:
         self.partition = partition
         self.flow = flow
+        self.generation = generation
+        """The group generation that assigned the partition: it fences the task's checkpoints."""
         self.runtime: Runtime | None = None
         self.future: asyncio.Future[None] | None = None
         self.restarts = 0
@@ -294,6 +313,8 @@ class PartitionedRuntime:
         self._changed = asyncio.Event()
         self._stopping = False
         self._restarting: set[asyncio.Future[None]] = set()
+        self._assignment_current = False
+        """An assignment came and nothing was revoked since: a finite run may end."""
 
     def __repr__(self) -> str:
         return f"<PartitionedRuntime {self.flow.name!r} tasks={sorted(self.tasks)}>"
@@ -302,6 +323,7 @@ class PartitionedRuntime:
 
     async def _on_assigned(self, partitions: list[str]) -> None:
         self.rebalances += 1
+        self._assignment_current = True
         log.info("partitions assigned flow=%s partitions=%s", self.flow.name, sorted(partitions))
         r = self.repartition
         try:
@@ -312,7 +334,7 @@ class PartitionedRuntime:
                     flow = task_flow(self.stage2, p, r.source_for(p))
                 else:
                     flow = task_flow(self.stage1, p, self.group.task_source(p))
-                self._start(_Task(p, flow))
+                self._start(_Task(p, flow, self.group.generation))
         except Exception as exc:
             # The group's client would only log it: fail the run instead.
             self._failure = self._failure or exc
@@ -324,8 +346,11 @@ class PartitionedRuntime:
         # Popped first: a task waiting out its restart backoff must not start again on a
         # partition that is leaving (``_task_failed`` checks it still owns the partition).
         tasks = [self.tasks.pop(p) for p in partitions if p in self.tasks]
+        self._assignment_current = False
         results = await asyncio.gather(*(self._suspend(t) for t in tasks), return_exceptions=True)
         for result in results:
+            if isinstance(result, FencedError):
+                continue  # its suspend checkpoint was refused: a newer owner took over
             if isinstance(result, BaseException) and self._failure is None:
                 self._failure = result
         self._changed.set()
@@ -335,7 +360,7 @@ class PartitionedRuntime:
     def _start(self, task: _Task) -> None:
         from streamcore.runtime.runner import Runtime
 
-        task.runtime = Runtime(task.flow, self.checkpoint, store_shared=True)
+        task.runtime = Runtime(task.flow, _fenced(self.checkpoint, task), store_shared=True)
         task.future = asyncio.ensure_future(task.runtime.run())
         task.future.add_done_callback(lambda f, t=task: self._task_done(t, f))  # type: ignore[misc]
         self.tasks[task.partition] = task
@@ -347,6 +372,13 @@ class PartitionedRuntime:
         if exc is None:
             if not task.suspending:
                 self.finished.add(task.partition)
+        elif isinstance(exc, FencedError):
+            # A newer owner holds the partition: this process lost it (the group tells us
+            # soon). Not a failure of the run, and nothing to restart.
+            log.warning("task fenced out flow=%s partition=%s error=%r", self.flow.name, task.partition, str(exc))
+            if self.tasks.get(task.partition) is task:
+                del self.tasks[task.partition]
+                self._assignment_current = False  # stale: wait for the group's next one
         elif not task.suspending and self.tasks.get(task.partition) is task:
             self._restarting.add(asyncio.ensure_future(self._task_failed(task, exc)))
         self._changed.set()
@@ -439,12 +471,14 @@ class PartitionedRuntime:
                     break
                 if self._failure is not None:
                     break
+                # Also with no task at all: a finite process the group gave nothing (more
+                # processes than partitions) has nothing to wait for.
                 if (
                     self.group.finite
-                    and self.tasks
+                    and self._assignment_current
                     and all(t.partition in self.finished for t in self.tasks.values())
                 ):
-                    log.info("every assigned partition ended flow=%s", self.flow.name)
+                    log.info("every assigned partition ended flow=%s partitions=%d", self.flow.name, len(self.tasks))
                     break
                 waiter = asyncio.ensure_future(self._changed.wait())
                 try:

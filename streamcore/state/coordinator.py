@@ -8,6 +8,8 @@ Invariants (the protocol is in docs/checkpoints.md):
 4. An actor that finished stands in every later checkpoint with its final snapshot.
 5. Chains (which checkpoints a stage's state is built from) change only when a
    checkpoint completes; a failed one forces the next to be full.
+6. A ``FencedError`` from the store (a scaled-out task whose partition a newer owner
+   took) is raised at once, never retried or counted as a tolerable failure.
 Design: docs/checkpoints.md
 """
 
@@ -22,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamcore.errors import CheckpointError, SerializationError, StateError
+from streamcore.errors import CheckpointError, FencedError, SerializationError, StateError
 from streamcore.io import Sink, Source
 from streamcore.state.checkpointing import Checkpointing
 from streamcore.state.serde import decode, encode
@@ -364,7 +366,8 @@ class CheckpointCoordinator:
                     f"checkpoint {n} timed out after {self.config.timeout_s}s waiting for {missing}"
                 )
             size = await self._write(pending, written)
-        except _Unencodable:
+        except (_Unencodable, FencedError):
+            # Retrying cannot help: a newer owner holds these keys (docs/scale-out.md#fencing).
             self._pending = None
             raise
         except (StateError, CheckpointError) as exc:

@@ -16,10 +16,12 @@ from dataclasses import replace
 from streamcore.errors import StateError
 from streamcore.state.store import (
     BytesLike,
+    Fence,
     StateStore,
     StateStoreStatistics,
     check_items,
     check_keys,
+    fenced_error,
 )
 
 __all__ = ["MemoryStateStore"]
@@ -76,6 +78,22 @@ class MemoryStateStore(StateStore):
             keys_deleted=self._stats.keys_deleted + deleted,
             bytes_written=self._stats.bytes_written + sum(map(len, checked.values())),
         )
+
+    async def commit_fenced(
+        self, puts: Mapping[str, BytesLike], deletes: Iterable[str], fence: Fence
+    ) -> None:
+        """``commit`` unless a newer generation is stored at ``fence.key`` (store contract 8)."""
+        self._check_open("commit_fenced")
+        checked = check_items(puts)
+        delete_keys = check_keys(deletes)
+        stored = self._data.get(fence.key)
+        current = None if stored is None else int(stored)
+        if current is not None and current > fence.generation:
+            raise fenced_error(fence, current)
+        if current != fence.generation:
+            self._data[fence.key] = b"%d" % fence.generation
+        # No await between the check above and the writes: atomic on this event loop.
+        await self.commit(checked, delete_keys)
 
     async def scan(self, prefix: str) -> dict[str, bytes]:
         """Every key starting with ``prefix``, with its value, in key order."""

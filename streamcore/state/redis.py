@@ -14,6 +14,9 @@ Invariants:
    message names the URL with its password masked, with the original as ``__cause__``.
 4. A commit is applied by Redis all or nothing: DEL and MSET cannot fail once queued,
    and a command refused while queueing (out of memory) aborts the whole transaction.
+5. A fenced commit is one Lua script (``_FENCED_COMMIT``): Redis runs a script with no
+   other command in between, so comparing the stored generation, raising it and
+   applying the deletes and puts are one atomic step.
 Design: docs/state.md#redisstatestore
 """
 
@@ -29,10 +32,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from streamcore.errors import StateError
 from streamcore.state.store import (
     BytesLike,
+    Fence,
     StateStore,
     StateStoreStatistics,
     check_items,
     check_keys,
+    fenced_error,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +56,29 @@ _SCAN_COUNT = 5_000
 _SCHEMES = ("redis", "rediss", "unix")
 _GLOB_SPECIALS = "\\*?[]"
 _T = TypeVar("_T")
+
+# KEYS: the fence key, then the keys to delete, then the keys to put.
+# ARGV: the generation, the number of deletes, then the values of the puts in order.
+# Returns {1, stored generation} when refused, else {0, keys deleted}.
+_FENCED_COMMIT = """
+local stored = redis.call('GET', KEYS[1])
+local generation = tonumber(ARGV[1])
+if stored and tonumber(stored) > generation then
+  return {1, stored}
+end
+if not stored or tonumber(stored) ~= generation then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+local ndel = tonumber(ARGV[2])
+local deleted = 0
+for i = 2, ndel + 1 do
+  deleted = deleted + redis.call('DEL', KEYS[i])
+end
+for i = ndel + 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i - ndel + 1])
+end
+return {0, deleted}
+"""
 
 
 def mask_url_password(url: str) -> str:
@@ -239,6 +267,38 @@ class RedisStateStore(StateStore):
         counters["keys_written"] += len(items)
         counters["keys_deleted"] += sum(islice(replies, n_delete_chunks))
         counters["bytes_written"] += sum(len(value) for _, value in items)
+
+    async def commit_fenced(
+        self, puts: Mapping[str, BytesLike], deletes: Iterable[str], fence: Fence
+    ) -> None:
+        """``commit`` unless a newer generation is stored at ``fence.key``: one Lua script."""
+        client = self._require_open("commit_fenced")
+        checked = check_items(puts)
+        delete_names = [self._name(key) for key in check_keys(deletes)]
+        put_names = [self._name(key) for key in checked]
+        values = list(checked.values())
+        try:
+            reply = await client.eval(
+                _FENCED_COMMIT,
+                1 + len(delete_names) + len(put_names),
+                self._name(fence.key),
+                *delete_names,
+                *put_names,
+                fence.generation,
+                len(delete_names),
+                *values,
+            )
+        except self._redis_errors as exc:
+            what = f"fenced commit of {len(put_names)} puts and {len(delete_names)} deletes"
+            raise self._map_error(exc, what) from exc
+        refused, detail = int(reply[0]), reply[1]
+        if refused:
+            raise fenced_error(fence, int(detail))
+        counters = self._counters
+        counters["commits"] += 1
+        counters["keys_written"] += len(put_names)
+        counters["keys_deleted"] += int(detail)
+        counters["bytes_written"] += sum(len(v) for v in values)
 
     async def scan(self, prefix: str) -> dict[str, bytes]:
         """Every key starting with ``prefix`` (taken literally), with its value, in key order."""

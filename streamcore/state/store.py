@@ -20,6 +20,12 @@ Contract (every backend, checked by ``streamcore.testing.state_contract``):
    ``StateError``. Both may be awaited twice, and a closed store may be opened again.
 7. Failures of the backend surface as ``StateError`` (never a foreign exception), with
    the backend's own error as ``__cause__``.
+8. ``commit_fenced(puts, deletes, fence)`` compares ``fence.generation`` with the
+   generation stored at ``fence.key`` and, in the same atomic step, either refuses the
+   whole commit (``FencedError``, nothing written) when the stored one is newer, or
+   stores ``fence.generation`` there and applies the commit. Generations only grow, so
+   once a newer owner has written (or only claimed, with an empty commit), an older
+   one cannot write any more.
 Design: docs/state.md
 """
 
@@ -30,10 +36,28 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-__all__ = ["BytesLike", "StateStore", "StateStoreStatistics", "check_items", "check_keys"]
+from streamcore.errors import FencedError, StateError
+
+__all__ = [
+    "BytesLike",
+    "Fence",
+    "StateStore",
+    "StateStoreStatistics",
+    "check_items",
+    "check_keys",
+    "fenced_error",
+]
 
 #: What a store accepts as a value; it always stores and returns ``bytes``.
 BytesLike = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Who writes: ``generation`` (it only grows) of the owner of the keys guarded by ``key``."""
+
+    key: str
+    generation: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +104,17 @@ class StateStore:
     async def commit(self, puts: Mapping[str, BytesLike], deletes: Iterable[str]) -> None:
         """Apply ``deletes`` then ``puts`` atomically; an empty commit does nothing."""
         raise NotImplementedError
+
+    async def commit_fenced(
+        self, puts: Mapping[str, BytesLike], deletes: Iterable[str], fence: Fence
+    ) -> None:
+        """``commit`` only if no newer generation than ``fence.generation`` is stored at
+        ``fence.key`` (then store it there), in one atomic step; else ``FencedError``
+        and nothing is written. An empty commit only claims the generation."""
+        raise StateError(
+            f"{type(self).__name__} cannot fence writes by generation, which a scaled-out flow "
+            "needs; use MemoryStateStore or RedisStateStore"
+        )
 
     async def scan(self, prefix: str) -> dict[str, bytes]:
         """Every key starting with ``prefix`` (taken literally), with its value, in key order."""
@@ -148,3 +183,14 @@ def check_items(items: Mapping[str, BytesLike]) -> dict[str, bytes]:
             value = bytes(value)
         checked[key] = value
     return checked
+
+
+def fenced_error(fence: Fence, current: int) -> FencedError:
+    """The error for a write of ``fence`` refused because ``current`` is stored (newer)."""
+    return FencedError(
+        f"write refused: generation {fence.generation} is older than generation {current} "
+        f"stored at {fence.key!r}; a newer owner (after a rebalance) holds these keys now, "
+        "so this process lost them",
+        generation=fence.generation,
+        current=current,
+    )

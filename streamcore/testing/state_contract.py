@@ -16,8 +16,8 @@ import os
 
 import pytest
 
-from streamcore.errors import StateError
-from streamcore.state.store import StateStore
+from streamcore.errors import FencedError, StateError
+from streamcore.state.store import Fence, StateStore
 
 __all__ = ["StateStoreContract"]
 
@@ -81,6 +81,46 @@ class StateStoreContract:
         await store.put_many({})
         await store.delete_many([])
         assert await store.scan("") == {"a": b"1"}
+
+    # Clause 8: fenced commits.
+
+    async def test_a_fenced_commit_from_an_older_generation_writes_nothing(
+        self, store: StateStore
+    ) -> None:
+        await store.put_many({"t/x": b"kept"})
+        await store.commit_fenced({"t/y": b"new"}, [], Fence("t/fence", 7))
+        with pytest.raises(FencedError, match="generation 6 is older than generation 7") as caught:
+            await store.commit_fenced({"t/z": b"zombie"}, ["t/x"], Fence("t/fence", 6))
+        assert (caught.value.generation, caught.value.current) == (6, 7)
+        assert await store.scan("t/") == {"t/fence": b"7", "t/x": b"kept", "t/y": b"new"}
+
+    async def test_an_empty_fenced_commit_claims_the_generation(self, store: StateStore) -> None:
+        await store.commit_fenced({"t/a": b"1"}, [], Fence("t/fence", 1))
+        await store.commit_fenced({}, [], Fence("t/fence", 2))
+        with pytest.raises(FencedError):
+            await store.commit_fenced({"t/a": b"zombie"}, [], Fence("t/fence", 1))
+        assert await store.get("t/a") == b"1"
+
+    async def test_the_current_generation_writes_and_deletes_again(self, store: StateStore) -> None:
+        fence = Fence("t/fence", 3)
+        await store.commit_fenced({"t/a": b"1", "t/b": b"2"}, [], fence)
+        await store.commit_fenced({"t/b": b"3", "t/c": b"4"}, ["t/a", "t/b"], fence)
+        assert await store.scan("t/") == {"t/b": b"3", "t/c": b"4", "t/fence": b"3"}
+
+    async def test_concurrent_fenced_writers_leave_only_the_newest_generations_writes(
+        self, store: StateStore
+    ) -> None:
+        async def writer(generation: int) -> None:
+            for i in range(20):
+                try:
+                    await store.commit_fenced({f"t/{i}": b"%d" % generation}, [], Fence("t/fence", generation))
+                except FencedError:
+                    return
+
+        await asyncio.gather(*(writer(g) for g in range(1, 6)))
+        # Once generation 5 wrote, no older one did: every key it wrote holds its value.
+        assert await store.get("t/fence") == b"5"
+        assert all(v == b"5" for v in (await store.get_many([f"t/{i}" for i in range(20)])).values())
 
     async def test_concurrent_readers_never_see_half_a_commit(self, store: StateStore) -> None:
         keys = [f"atomic/{i:05d}" for i in range(2_000)]

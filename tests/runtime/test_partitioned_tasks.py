@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ class HandGroup(PartitionGroup):
         self.files = files
         self.commands: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
         self.held: set[str] = set()
+        self.handled = 0
+        """Commands whose callback has returned."""
 
     async def run(self, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback) -> None:
         while True:
@@ -43,6 +46,7 @@ class HandGroup(PartitionGroup):
             else:
                 self.held.difference_update(parts)
                 await on_revoked(parts)
+            self.handled += 1
 
     def leave(self) -> None:
         self.commands.put_nowait(("leave", []))
@@ -271,3 +275,92 @@ async def test_a_sink_shared_by_the_tasks_is_opened_and_closed_once(files: dict[
     assert (shared.opens, shared.closes) == (1, 1)
     want = [row for path in files.values() for row in await reference(path)]
     assert sorted(shared.items) == sorted(want)
+
+
+async def test_a_finite_process_the_group_gives_no_partition_ends(files: dict[str, Path]) -> None:
+    # More processes than partitions: this one is assigned nothing, and must not wait
+    # for partitions that others hold.
+    group = HandGroup(files)
+    flow = build("idle", GroupedSource(group), TaskSinks(), rate=1e9)
+    runtime = PartitionedRuntime(flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05))
+    run = asyncio.ensure_future(runtime.run())
+    group.commands.put_nowait(("assign", []))
+    await asyncio.wait_for(run, 30)
+    assert runtime.tasks == {} and runtime.rebalances == 1
+
+
+async def test_a_finite_process_does_not_end_between_a_revoke_and_the_next_assignment(
+    files: dict[str, Path],
+) -> None:
+    group, sinks = HandGroup(files), TaskSinks()
+    flow = build("between", GroupedSource(group), sinks, rate=20_000)
+    runtime = PartitionedRuntime(flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05))
+    run = asyncio.ensure_future(runtime.run())
+    group.commands.put_nowait(("assign", ["t:0"]))
+    await wait_until(lambda: "t:0" in sinks.tasks and len(sinks.tasks["t:0"].published) > 10)
+    group.commands.put_nowait(("revoke", ["t:0"]))
+    await wait_until(lambda: group.handled == 2)
+    for _ in range(20):  # let the runtime look at its (now empty) tasks
+        await asyncio.sleep(0)
+    assert not run.done()  # the group is rebalancing: the next assignment is coming
+    group.commands.put_nowait(("assign", ["t:0"]))
+    await asyncio.wait_for(run, 60)
+    assert sinks.tasks["t:0"].published == await reference(files["t:0"])
+
+
+class SharedStore(sc.MemoryStateStore):
+    """One store for two runtimes, as one Redis for two processes: closing is each
+    process's own business (here, a no-op), never the other's."""
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture(params=["memory", "redis"])
+def two_stores(request: pytest.FixtureRequest) -> tuple[sc.StateStore, sc.StateStore]:
+    """Two processes' stores over the same data."""
+    if request.param == "memory":
+        shared = SharedStore()
+        return shared, shared
+    url = request.getfixturevalue("redis_url")
+    prefix = f"zombie-{uuid.uuid4().hex[:8]}"
+    return sc.RedisStateStore(url, key_prefix=prefix), sc.RedisStateStore(url, key_prefix=prefix)
+
+
+async def test_a_zombies_checkpoints_are_refused_once_the_new_owner_restored(
+    files: dict[str, Path], two_stores: tuple[sc.StateStore, sc.StateStore]
+) -> None:
+    # The zombie: a process that still runs t:0 at generation 1 after the group moved the
+    # partition (generation 2) to another process, which restored the zombie's last
+    # checkpoint. Both write to one store, as two processes would to one Redis.
+    zombie_store, owner_store = two_stores
+    zombie_group, owner_group = HandGroup(files), HandGroup(files)
+    zombie_group.generation, owner_group.generation = 1, 2
+    zombie_sinks, owner_sinks = TaskSinks(), TaskSinks()
+    zombie = PartitionedRuntime(
+        build("moved", GroupedSource(zombie_group), zombie_sinks, rate=200),
+        sc.Checkpointing(zombie_store, interval=0.05),
+    )
+    owner = PartitionedRuntime(
+        build("moved", GroupedSource(owner_group), owner_sinks, rate=1e9),
+        sc.Checkpointing(owner_store, interval=0.05),
+    )
+    zombie_run = asyncio.ensure_future(zombie.run())
+    zombie_group.commands.put_nowait(("assign", ["t:0"]))
+    await wait_until(lambda: "t:0" in zombie_sinks.tasks and len(zombie_sinks.tasks["t:0"].published) > 10)
+    owner_run = asyncio.ensure_future(owner.run())
+    owner_group.commands.put_nowait(("assign", ["t:0"]))
+    # The zombie's next checkpoint is refused: its task stops, and the process goes on.
+    await wait_until(lambda: "t:0" not in zombie.tasks)
+    assert not zombie_run.done()
+    await asyncio.wait_for(owner_run, 60)
+    zombie_group.leave()
+    await asyncio.wait_for(zombie_run, 60)
+    # Exactly once across the move: the zombie published nothing past what the owner
+    # restored, so the two outputs together are one run's.
+    restored_total = owner_sinks.tasks["t:0"].restores[0]["total"]
+    assert len(zombie_sinks.tasks["t:0"].published) == restored_total
+    assert zombie_sinks.tasks["t:0"].published + owner_sinks.tasks["t:0"].published == await reference(files["t:0"])
+    if isinstance(owner_store, sc.RedisStateStore):
+        async with owner_store:
+            await owner_store.delete_prefix("")
