@@ -100,7 +100,7 @@ class IterableSource(Source):
             self._arrived, self._room = asyncio.Event(), asyncio.Event()
             self._room.set()
             self._pump = asyncio.get_running_loop().create_task(
-                self._run_pump(aiter(source), skip), name=f"iterable-pump:{context.stage}"
+                self._run_pump(aiter(source), skip), name=f"streamcore-pump:{context.stage}"
             )
         else:
             self._sync = iter(source)
