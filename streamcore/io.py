@@ -81,6 +81,11 @@ class Source:
     default_name: ClassVar[str] = "source"
     rewindable: ClassVar[bool] = False
     """True when ``open(position=...)`` can resume from a checkpointed position."""
+    rewind_hint: ClassVar[str] = (
+        "use a rewindable source (the file sources, Kafka, IterableSource of a list or a "
+        "generator function) or run without checkpoint="
+    )
+    """What to do when checkpoints need this source to rewind and it cannot (in the error)."""
 
     async def open(self, context: SourceContext, position: Any | None = None) -> None:
         """Prepare to read, starting at ``position`` when one is given."""

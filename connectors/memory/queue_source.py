@@ -71,6 +71,11 @@ class QueueSource(Source):
     """
 
     default_name = "queue"
+    rewind_hint = (
+        "give QueueSource(rewind=...) a function that reads the records from a position "
+        "again (e.g. from your own log), or replay=True to keep them in memory for restarts "
+        "in this process, or run without checkpoint="
+    )
 
     def __init__(self, maxsize: int = 10_000, *, rewind: Rewind | None = None, replay: bool = False) -> None:
         if maxsize < 1:

@@ -299,8 +299,8 @@ class Runtime:
             if isinstance(actor, SourceActor) and not actor.source.rewindable:
                 raise CheckpointSetupError(
                     f"source {actor.name!r} ({type(actor.source).__name__}) cannot rewind to a "
-                    "checkpointed position, so checkpoints could not be replayed from it; use a "
-                    "rewindable source (the file sources, Kafka) or run without checkpoint="
+                    f"checkpointed position, so checkpoints could not be replayed from it; "
+                    f"{actor.source.rewind_hint}"
                 )
         from streamcore.state.coordinator import CheckpointCoordinator
 

@@ -214,8 +214,8 @@ async def test_checkpointing_a_queue_source_that_cannot_rewind_is_refused_before
     src, out = QueueSource(), QueueSink()
     src.put_nowait("kept")
     flow = doubling_flow(src, out, "refused")
-    # The refusal is the runtime's set-up check of Source.rewindable; its wording is the runtime's.
-    with pytest.raises(sc.StreamcoreError, match=r"'in' \(QueueSource\) cannot rewind"):
+    # The runtime's set-up check of Source.rewindable, with the source's own hint.
+    with pytest.raises(sc.SetupError, match=r"'in' \(QueueSource\) cannot rewind.*give QueueSource\(rewind=\.\.\.\)"):
         await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore()))
     assert src.qsize() == 1  # nothing was read
     assert repr(out).endswith("open>")  # the sink was never closed or aborted
