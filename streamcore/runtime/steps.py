@@ -27,6 +27,7 @@ from typing import Any
 from streamcore.errors import MailboxFullError, SinkError, StageError
 from streamcore.io import Sink, SinkContext
 from streamcore.runtime.chain import ChainFailure, CompiledChain, StatelessStage
+from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.mailbox import Mailbox
 from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Watermark
 from streamcore.state.snapshot import StepSnapshot
@@ -289,6 +290,8 @@ class Target:
     channels: list[int]
     key: Callable[[Any], Any] | None = None
     """Routes records by ``hash(key(record)) % len(mailboxes)`` when there are several."""
+    key_stage: str | None = None
+    """The ``key_by`` stage of ``key``, named when a key cannot be hashed."""
 
 
 class Outlet(Step):
@@ -321,6 +324,18 @@ class Outlet(Step):
                 await self._partition(target, records, timestamps)
 
     async def _partition(self, target: Target, records: list[Any], timestamps: list[int] | None) -> None:
+        try:
+            await self._route(target, records, timestamps)
+        except TypeError as exc:
+            # A failed hash() names no record; look for the one whose key cannot be hashed.
+            assert target.key is not None
+            for r in records:
+                keyed = explain_key_failure(exc, target.key_stage, target.key, r)
+                if keyed is not None:
+                    raise keyed from exc
+            raise
+
+    async def _route(self, target: Target, records: list[Any], timestamps: list[int] | None) -> None:
         n = len(target.mailboxes)
         key = target.key
         assert key is not None

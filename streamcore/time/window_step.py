@@ -24,6 +24,7 @@ from typing import Any
 
 from streamcore.dataflow.graph import WindowNode
 from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
 from streamcore.time.accumulate import Combiners, add_statements
@@ -153,9 +154,10 @@ class _WindowStepBase(Step):
         return fn
 
     def _record_failed(self, record: Any, error: BaseException) -> None:
+        keyed = explain_key_failure(error, self.node.key_stage, self.key, record)
         if self.node.on_error == "fail":
-            raise stage_error(self.name, record, error) from error
-        self.on_failure(self._stage, record, error)
+            raise keyed or stage_error(self.name, record, error) from error
+        self.on_failure(self._stage, record, keyed or error)
 
     async def _emit(self, results: list[WindowResult]) -> None:
         if results:
@@ -173,7 +175,9 @@ class _WindowStepBase(Step):
             if tb.tb_frame.f_code.co_filename.startswith("<streamcore window"):
                 record = tb.tb_frame.f_locals.get("x")
             tb = tb.tb_next
-        return stage_error(self.name, record, exc)
+        return explain_key_failure(exc, self.node.key_stage, self.key, record) or stage_error(
+            self.name, record, exc
+        )
 
 
 _PANE_LOOP = """
