@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from streamcore.batch.durations import parse_duration
 from streamcore.state.checkpointing import RestartPolicy
+from streamcore.time.duration import to_seconds
 
 __all__ = ["ConfigError", "apply_config", "env_name", "parse_restart"]
 
@@ -130,15 +130,15 @@ def parse_restart(text: str | None) -> RestartPolicy | None:
     try:
         if kind == "fixed" and len(parts) == 3:
             return RestartPolicy(
-                int(parts[1]), delay=parse_duration(parts[2], "--restart delay"), backoff="fixed"
+                int(parts[1]), delay=to_seconds(parts[2], "--restart delay"), backoff="fixed"
             )
         if kind == "exponential" and 1 <= len(parts) <= 4:
             attempts = int(parts[1]) if len(parts) > 1 else 5
             options: dict[str, Any] = {}
             if len(parts) > 2:
-                options["delay"] = parse_duration(parts[2], "--restart delay")
+                options["delay"] = to_seconds(parts[2], "--restart delay")
             if len(parts) > 3:
-                options["max_delay"] = parse_duration(parts[3], "--restart max delay")
+                options["max_delay"] = to_seconds(parts[3], "--restart max delay")
             return RestartPolicy(attempts, backoff="exponential", **options)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"--restart {text!r}: {exc}") from None

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamcore.batch.clock import SystemClock
-from streamcore.batch.durations import parse_duration
 from streamcore.batch.history import RunHistory
 from streamcore.batch.pipeline import Pipeline
 from streamcore.batch.progress import ProgressReporter, make_reporter
@@ -39,6 +38,7 @@ from streamcore.errors import StreamcoreError
 from streamcore.runtime.runner import Runtime
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.state.store import StateStore
+from streamcore.time.duration import to_seconds
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "RunOptions", "UsageError", "run_target"]
 
@@ -156,7 +156,7 @@ def _checkpointing(options: RunOptions) -> Checkpointing | None:
         return None
     interval = options.checkpoint_interval or "10s"
     try:
-        return Checkpointing(store, interval=parse_duration(interval, "--checkpoint-interval"))
+        return Checkpointing(store, interval=to_seconds(interval, "--checkpoint-interval"))
     except (StreamcoreError, ValueError, TypeError) as exc:
         raise UsageError(f"--checkpoint-interval {interval!r}: {exc}") from None
 

@@ -28,7 +28,7 @@ from streamcore.dataflow.graph import (
     WindowNode,
 )
 from streamcore.errors import GraphError
-from streamcore.time.duration import to_duration_ms
+from streamcore.time.duration import format_duration, to_duration_ms
 
 if TYPE_CHECKING:
     from streamcore.state.checkpointing import Checkpointing, RestartPolicy
@@ -110,12 +110,12 @@ class Dataflow:
         *,
         name: str | None = None,
         timestamp: Callable[[Any], Any] | None = None,
-        max_out_of_orderness: timedelta | int = 0,
+        max_out_of_orderness: timedelta | int | str = 0,
         batch_size: int = 1000,
-        linger: timedelta | int = 5,
+        linger: timedelta | int | str = 5,
         overflow: str = "block",
         max_rate: float | None = None,
-        idle_timeout: timedelta | int | None = None,
+        idle_timeout: timedelta | int | str | None = None,
         on_error: str = "fail",
     ) -> Stream:
         """Add a source connector; returns its stream.
@@ -145,7 +145,7 @@ class Dataflow:
             raise GraphError(f"max_rate must be a positive number of records/s, got {max_rate}")
         bound = to_duration_ms(max_out_of_orderness, "max_out_of_orderness")
         if bound < 0:
-            raise GraphError(f"max_out_of_orderness must not be negative, got {max_out_of_orderness!r}")
+            raise GraphError(f"max_out_of_orderness must not be negative, got {format_duration(bound)}")
         node = self._add(
             SourceNode,
             name,
@@ -301,7 +301,7 @@ class KeyedStream(Stream):
         self,
         assigner: Any,
         *,
-        allowed_lateness: timedelta | int = 0,
+        allowed_lateness: timedelta | int | str = 0,
     ) -> WindowedStream:
         """Group each key's records into event-time windows from ``assigner``."""
         from streamcore.time.windows import WindowAssigner
@@ -313,7 +313,7 @@ class KeyedStream(Stream):
             )
         lateness = to_duration_ms(allowed_lateness, "allowed_lateness")
         if lateness < 0:
-            raise GraphError(f"allowed_lateness must not be negative, got {allowed_lateness!r}")
+            raise GraphError(f"allowed_lateness must not be negative, got {format_duration(lateness)}")
         return WindowedStream(self, assigner, lateness)
 
     def process(

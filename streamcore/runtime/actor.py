@@ -38,7 +38,7 @@ from streamcore.state.snapshot import (
     StepSnapshot,
     encode_snapshot,
 )
-from streamcore.time.duration import to_timestamp_ms
+from streamcore.time.duration import timestamp_unit_warning, to_timestamp_ms
 
 if TYPE_CHECKING:
     from streamcore.state.coordinator import CheckpointCoordinator
@@ -384,6 +384,7 @@ class SourceActor:
         self.head = head
         self.outlet = outlet
         self.timestamp = timestamp
+        self._unit_checked = False
         self.bound_ms = max_out_of_orderness_ms
         self.batch_size = batch_size
         if max_rate is not None:
@@ -653,6 +654,16 @@ class SourceActor:
             await self.head.on_watermark(wm)
 
     def _stamp(self, records: list[Any]) -> list[int]:
+        stamps = self._stamp_all(records)
+        if not self._unit_checked and stamps:
+            # One look at the first event time catches seconds or microseconds by mistake.
+            self._unit_checked = True
+            warning = timestamp_unit_warning(stamps[0], self.name)
+            if warning is not None:
+                log.warning(warning)
+        return stamps
+
+    def _stamp_all(self, records: list[Any]) -> list[int]:
         fn = self.timestamp
         assert fn is not None
         try:
