@@ -13,17 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from streamcore.errors import StageError
+from streamcore.runtime.drop_log import shown
 
 __all__ = ["explain_key_failure", "unhashable_key_error"]
 
 
 def unhashable_key_error(key_stage: str, record: object, key: object) -> StageError:
     """The error for a record whose key (from stage ``key_stage``) cannot be hashed."""
-    shown = repr(record)
-    if len(shown) > 200:
-        shown = shown[:200] + "..."
     return StageError(
-        f"stage {key_stage!r} (key_by) gave record {shown} the key {key!r} of type "
+        f"stage {key_stage!r} (key_by) gave record {shown(record)} the key {key!r} of type "
         f"{type(key).__name__}, which is unhashable; keys must be hashable: return a str, "
         "int, tuple or frozen dataclass (e.g. tuple(sorted(d.items())) for a dict)",
         stage=key_stage,
