@@ -126,9 +126,9 @@ def format_duration(ms: int | float) -> str:
 def timestamp_unit_warning(timestamp_ms: int, source: str) -> str | None:
     """A warning when ``timestamp_ms`` looks like seconds or microseconds, else None."""
     if _SECONDS_LIKE[0] <= abs(timestamp_ms) < _SECONDS_LIKE[1]:
-        unit, as_ms = "seconds", timestamp_ms * 1000
+        unit, as_ms, fix = "seconds", timestamp_ms * 1000, "r['ts'] * 1000"
     elif abs(timestamp_ms) >= _MICROSECONDS_FROM:
-        unit, as_ms = "microseconds (or nanoseconds)", timestamp_ms // 1000
+        unit, as_ms, fix = "microseconds (or nanoseconds)", timestamp_ms // 1000, "r['ts'] // 1000"
     else:
         return None
     read_as = _EPOCH + timedelta(milliseconds=timestamp_ms) if abs(timestamp_ms) < 2.5e14 else None
@@ -138,7 +138,7 @@ def timestamp_unit_warning(timestamp_ms: int, source: str) -> str | None:
         f"int milliseconds since the epoch; read as milliseconds it is "
         f"{read_as.isoformat() if read_as else 'beyond year 9999'}"
         + (f", as {unit.split()[0]} {meant.isoformat()}" if meant else "")
-        + "; convert it in timestamp= (e.g. lambda r: r['ts'] * 1000)"
+        + f"; convert it in timestamp= (e.g. lambda r: {fix})"
     )
 
 
