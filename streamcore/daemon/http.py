@@ -144,8 +144,7 @@ class DaemonServer:
             self._listener.close()
             self._listener = None
         if self._runner is not None:
-            await self._runner.shutdown()
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # closes the open connections too
             self._runner = None
 
     async def _tick(self) -> None:
