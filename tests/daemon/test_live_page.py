@@ -54,15 +54,25 @@ def test_the_live_page_draws_every_stage_and_its_numbers_change(tmp_path: Path) 
         driver = browser()
         driver.get(f"http://127.0.0.1:{port}/")
 
+        # Read the page in one script each time: it redraws every second, and an element
+        # found in one call may be gone by the next (StaleElementReferenceException).
         def stages() -> list[str]:
-            return [g.get_attribute("data-stage") for g in driver.find_elements(By.CSS_SELECTOR, "g.stage")]
+            found: list[str] = driver.execute_script(
+                "return [...document.querySelectorAll('g.stage')].map(g => g.getAttribute('data-stage'))"
+            )
+            return found
+
+        def text_of(selector: str) -> str:
+            found: str = driver.execute_script(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''", selector
+            )
+            return found
 
         wait_until(lambda: stages() == ["events", "key_by", HOSTILE, "out"], "every stage drawn")
         wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#mailboxes tr")) >= 1, "the mailboxes listed")
         assert driver.execute_script("return window.pwned") is None  # the onerror never ran
         assert driver.find_elements(By.TAG_NAME, "img") == []
-        # Read in one script: the page redraws every second, which makes elements stale.
-        assert HOSTILE in driver.execute_script("return document.getElementById('mailboxes').textContent")
+        assert HOSTILE in text_of("#mailboxes")
         names = driver.execute_script(
             "return [...document.querySelectorAll('g.stage text.name')].map(t => t.textContent)"
         )
@@ -70,14 +80,12 @@ def test_the_live_page_draws_every_stage_and_its_numbers_change(tmp_path: Path) 
         assert driver.find_element(By.ID, "flow").text == "served"
 
         def records() -> str:
-            boxes = driver.find_elements(By.CSS_SELECTOR, 'g.stage[data-stage="events"] [data-field="records"]')
-            return boxes[0].text if boxes else ""
+            return text_of('g.stage[data-stage="events"] [data-field="records"]')
 
         first = records()
         wait_until(lambda: records() not in ("", first), "the source's count to change")
         wait_until(
-            lambda: driver.find_elements(By.CSS_SELECTOR, 'g.stage[data-stage="events"] [data-field="rate"]')[0]
-            .text.split()[0] not in ("0", ""),
+            lambda: (text_of('g.stage[data-stage="events"] [data-field="rate"]').split() or [""])[0] not in ("0", ""),
             "a rate of records/s",
         )
         assert len(driver.find_elements(By.TAG_NAME, "line")) == 3  # the edges
