@@ -4,6 +4,7 @@ The tree::
 
     StreamcoreError                  root: catch this to catch everything of ours
     ├── GraphError                   the dataflow graph is wrong; raised before anything runs
+    │   └── DurationError            a duration argument is wrong (also a ValueError and TypeError)
     ├── StageError                   a user function failed in a stage (``__cause__`` is theirs)
     ├── SourceError                  a source cannot read its input (bad file, bad line)
     ├── SinkError                    a sink cannot write its output
@@ -29,6 +30,7 @@ __all__ = [
     "CheckpointSetupError",
     "ConnectorError",
     "DrainTimeoutError",
+    "DurationError",
     "FencedError",
     "GraphError",
     "MailboxClosedError",
@@ -51,6 +53,14 @@ class StreamcoreError(Exception):
 
 class GraphError(StreamcoreError):
     """The dataflow graph is invalid; nothing has run."""
+
+
+class DurationError(GraphError, ValueError, TypeError):
+    """A duration argument is not a duration, or not one that can be meant unambiguously.
+
+    Also a ``ValueError`` and a ``TypeError``: the batch API and ``Checkpointing`` raised
+    those for bad durations before there was one parser, and callers may catch them.
+    """
 
 
 class StageError(StreamcoreError):

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, ClassVar
 
 from streamcore.errors import GraphError, SourceError
+from streamcore.runtime.drop_log import DropLog
 
 __all__ = ["PartitionGroup", "Repartition", "Sink", "SinkContext", "Source", "SourceContext"]
 
@@ -49,11 +50,14 @@ class SourceContext:
         on_error: str = "fail",
         linger_s: float = 0.005,
         dead_letter: Callable[[object, BaseException], None] | None = None,
+        skipped: Callable[[], None] | None = None,
     ) -> None:
         self.stage = stage
         self.on_error = on_error
         self.linger_s = linger_s
         self._dead_letter = dead_letter
+        self._skipped = skipped
+        self._drops = DropLog(log)
         self.bad_records = 0
         """Records the source could not decode (skipped or dead-lettered)."""
 
@@ -69,10 +73,15 @@ class SourceContext:
         if self.on_error == "fail":
             raise err
         self.bad_records += 1
+        detail = f"where={where!r} error={str(error)!r}"
         if self.on_error == "dead_letter" and self._dead_letter is not None:
             self._dead_letter(raw, err)
+            self._drops.record("dead-lettered", self.stage, detail)
         else:
-            log.warning("skipped bad record stage=%s where=%r error=%r", self.stage, where, str(error))
+            # The actor's ``skipped`` count (statistics, metrics) comes from this call.
+            if self._skipped is not None:
+                self._skipped()
+            self._drops.record("skipped", self.stage, detail)
 
 
 class Source:

@@ -5,7 +5,9 @@ batch, cuts the chunk after its last complete line, and decodes all those lines 
 *one* ``orjson.loads`` call by turning the newlines into commas inside ``[...]``: no
 per-line objects or calls at all. Only when that fails, or yields a different number
 of values than lines, is the batch split into lines and decoded one by one to skip
-blank lines and report each bad line with its number. Invariants:
+blank lines and report each bad line with its number. A batch with a run of 19 digits
+is decoded line by line too, so that integers beyond 64 bits stay exact
+(``streamcore.exact_json``). Invariants:
 1. A batch never spans two files and holds at most ``max_records`` records.
 2. ``position()`` is ``{"file": path, "offset": bytes, "line": n}``: the byte offset
    just after the last line returned and the number of lines consumed in that file
@@ -28,7 +30,9 @@ import orjson
 
 from connectors.files._output import FileSink
 from connectors.files._paths import FileCursor, read_error
+from streamcore import exact_json
 from streamcore.errors import SinkError, SourceError
+from streamcore.exact_json import may_lose_precision
 from streamcore.io import Source, SourceContext
 
 __all__ = ["JsonLinesSink", "JsonLinesSource"]
@@ -98,7 +102,9 @@ class JsonLinesSource(Source):
                 continue
             records = None
             try:
-                if self._utf8:
+                if may_lose_precision(body):
+                    pass  # decoded line by line below, big integers exact
+                elif self._utf8:
                     records = orjson.loads(b"".join((b"[", body.replace(b"\n", b","), b"]")))
                 else:
                     text = body.decode(self.encoding).replace("\n", ",")
@@ -187,7 +193,7 @@ class JsonLinesSource(Source):
 
     def _decode_each(self, body: bytes) -> list[Any]:
         """Decode line by line, skipping blank lines and reporting bad ones."""
-        loads, utf8, encoding = orjson.loads, self._utf8, self.encoding
+        loads, utf8, encoding = exact_json.loads, self._utf8, self.encoding
         path, first_line = self._cursor.path, self._line + 1
         records = []
         for i, line in enumerate(body.split(b"\n")):

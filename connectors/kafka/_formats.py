@@ -1,7 +1,8 @@
 """Value and key formats of the Kafka connectors: bytes to Python values and back.
 
 Formats:
-1. ``"json"``: UTF-8 JSON through orjson (namedtuples are written as objects).
+1. ``"json"``: UTF-8 JSON through orjson (namedtuples are written as objects); integers
+   beyond 64 bits are decoded exactly (``streamcore.exact_json``).
 2. ``"avro"``: schemaless Avro (fastavro) with one schema, or the Confluent wire format
    (byte 0, a 4-byte big-endian schema id, then schemaless Avro). The source looks the
    id up in a local map ``confluent_schemas``; no schema registry is contacted.
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
+
+from streamcore import exact_json
 
 __all__ = [
     "KEY_FORMATS",
@@ -61,7 +64,7 @@ def value_decoder(
     if confluent_schemas is not None and value_format != "avro":
         raise ValueError("confluent_schemas needs value_format='avro'")
     if value_format == "json":
-        return orjson.loads
+        return exact_json.loads
     if value_format == "bytes":
         return _same
     from fastavro import schemaless_reader
@@ -118,7 +121,7 @@ def key_decoder(key_format: str) -> Decoder:
     if key_format == "str":
         return _utf8
     if key_format == "json":
-        return orjson.loads
+        return exact_json.loads
     raise ValueError(f"key_format must be one of {KEY_FORMATS}, got {key_format!r}")
 
 

@@ -18,7 +18,6 @@ from typing import Any, TypeVar, overload
 
 from streamcore.batch.checkpoints import Codec, TaskCheckpoints
 from streamcore.batch.clock import Clock, SystemClock
-from streamcore.batch.durations import to_seconds
 from streamcore.batch.executors import RunExecutors
 from streamcore.batch.graph import TaskGraph, resolve_graph
 from streamcore.batch.plan import Plan, make_plan
@@ -37,6 +36,7 @@ from streamcore.batch.task import (
 )
 from streamcore.errors import PipelineValidationError
 from streamcore.state.store import StateStore
+from streamcore.time.duration import to_seconds
 
 __all__ = ["Pipeline"]
 
@@ -123,7 +123,7 @@ class Pipeline:
         depends_on: Iterable[TaskRef] = (),
         name: str | None = None,
         retry: Retry | None = None,
-        timeout: timedelta | float | None = None,
+        timeout: timedelta | float | str | None = None,
         executor: ExecutorName | None = None,
         resources: Mapping[str, float] | None = None,
         priority: int = 0,
@@ -138,7 +138,7 @@ class Pipeline:
         depends_on: Iterable[TaskRef] = (),
         name: str | None = None,
         retry: Retry | None = None,
-        timeout: timedelta | float | None = None,
+        timeout: timedelta | float | str | None = None,
         executor: ExecutorName | None = None,
         resources: Mapping[str, float] | None = None,
         priority: int = 0,
@@ -171,7 +171,7 @@ class Pipeline:
         depends_on: Iterable[TaskRef] = (),
         name: str | None = None,
         retry: Retry | None = None,
-        timeout: timedelta | float | None = None,
+        timeout: timedelta | float | str | None = None,
         executor: ExecutorName | None = None,
         resources: Mapping[str, float] | None = None,
         priority: int = 0,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from streamcore.batch.durations import to_seconds
+from streamcore.time.duration import to_seconds
 
 __all__ = ["NO_RETRY", "Backoff", "Retry", "RetryDecision"]
 
@@ -52,8 +52,8 @@ class Retry:
         attempts: int = 3,
         *,
         backoff: Backoff = "fixed",
-        delay: timedelta | float = 1.0,
-        max_delay: timedelta | float | None = None,
+        delay: timedelta | float | str = 1.0,
+        max_delay: timedelta | float | str | None = None,
         jitter: float = 0.0,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
         skip_on: type[BaseException] | tuple[type[BaseException], ...] = (),

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Literal
 
 from streamcore.batch.checkpoints import Codec
 from streamcore.batch.clock import Clock
-from streamcore.batch.durations import parse_duration
 from streamcore.batch.history import RunHistory
 from streamcore.batch.progress import ProgressReporter
 from streamcore.batch.result import PipelineResult
 from streamcore.errors import PipelineValidationError
 from streamcore.state.store import StateStore
+from streamcore.time.duration import to_seconds
 
 if TYPE_CHECKING:
     from streamcore.batch.pipeline import Pipeline
@@ -76,7 +76,7 @@ class Schedule:
         else:
             assert every is not None
             try:
-                every_s = parse_duration(every, "Schedule every")
+                every_s = to_seconds(every, "Schedule every")
             except (TypeError, ValueError) as exc:
                 raise PipelineValidationError(str(exc)) from None
             if every_s <= 0:

@@ -41,6 +41,11 @@ targets:
   attr is a Dataflow, a Pipeline, or a function (sync or async) taking no
   arguments that returns one.
 
+HTTP server:
+  run --metrics-port PORT
+                  serve /metrics, /healthz, /readyz and a live page at / while a
+                  Dataflow or a scheduled pipeline (--schedule, --every) runs
+
 signals:
   SIGTERM/SIGINT  stop: with --state a Dataflow stops at a checkpoint (open windows
                   kept for the next run), without it the records in flight drain;
@@ -140,19 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 30s); past it the flow is cancelled: with --state the next run resumes from the "
         "last complete checkpoint, without it the command exits 1 naming the records lost",
     )
-    flows.add_argument(
+    served = run.add_argument_group("HTTP server (dataflows, and pipelines with --schedule or --every)")
+    served.add_argument(
         "--metrics-port",
         metavar="PORT",
         type=int,
-        help="serve /metrics (Prometheus), /healthz, /readyz and /api/graph on this port",
+        help="serve /metrics (Prometheus), /healthz, /readyz, the live page and /api/graph "
+        "(a scheduled pipeline: /api/runs) on this port",
     )
-    flows.add_argument(
+    served.add_argument(
         "--metrics-host",
         metavar="HOST",
         default="127.0.0.1",
         help="address the HTTP server binds (default 127.0.0.1: this machine only)",
     )
-    flows.add_argument(
+    served.add_argument(
         "--api-token",
         metavar="TOKEN",
         help="bearer token for the endpoints that change anything (POST /api/stop); without one "

@@ -10,14 +10,15 @@ value (``--catch-up``) read ``true``/``false`` (``1``/``0``, ``yes``/``no``).
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from streamcore.batch.durations import parse_duration
 from streamcore.state.checkpointing import RestartPolicy
+from streamcore.time.duration import to_seconds
 
 __all__ = ["ConfigError", "apply_config", "env_name", "parse_restart"]
 
@@ -44,10 +45,32 @@ def _file_settings(path: str | None) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path!r}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from None
-    table = data.get("run", data)
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"config file {path!r}: [run] must be a table")
-    return {str(k).replace("-", "_"): v for k, v in table.items() if not isinstance(v, Mapping)}
+    if "run" in data:
+        table = data["run"]
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"config file {path!r}: [run] must be a table")
+        for name, value in data.items():
+            if name == "run":
+                continue
+            if isinstance(value, Mapping):
+                raise ConfigError(f"config file {path!r}: unknown table [{name}]{_did_you_mean(name, ['run'], '[{}]')}")
+            raise ConfigError(
+                f"config file {path!r}: setting {name!r} is outside the [run] table; move it into [run]"
+            )
+        where = "run."
+    else:
+        table, where = data, ""
+    for name, value in table.items():
+        if isinstance(value, Mapping):
+            hint = _did_you_mean(name, ["run"], "[{}]") if not where else ""
+            raise ConfigError(f"config file {path!r}: unknown table [{where}{name}]{hint}")
+    return {str(k).replace("-", "_"): v for k, v in table.items()}
+
+
+def _did_you_mean(name: str, known: Iterable[str], shown: str = "{!r}") -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``known``, or an empty string."""
+    close = difflib.get_close_matches(name.replace("-", "_"), list(known), n=1, cutoff=0.6)
+    return f"; did you mean {shown.format(close[0])}?" if close else ""
 
 
 def _convert(action: argparse.Action, raw: Any, where: str) -> Any:
@@ -83,7 +106,11 @@ def apply_config(parser: argparse.ArgumentParser, environ: Mapping[str, str] | N
     known = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
     unknown = sorted(set(from_file) - set(known))
     if unknown:
-        raise ConfigError(f"config file {path!r}: unknown setting(s) {unknown}; see 'streamcore run --help'")
+        name = unknown[0]
+        raise ConfigError(
+            f"config file {path!r}: unknown setting {name!r}{_did_you_mean(name, known)} "
+            "(the settings are the options of 'streamcore run --help', with - or _)"
+        )
     defaults: dict[str, Any] = {}
     for dest, raw in from_file.items():
         defaults[dest] = _convert(known[dest], raw, f"config file {path!r}: {dest}")
@@ -103,15 +130,15 @@ def parse_restart(text: str | None) -> RestartPolicy | None:
     try:
         if kind == "fixed" and len(parts) == 3:
             return RestartPolicy(
-                int(parts[1]), delay=parse_duration(parts[2], "--restart delay"), backoff="fixed"
+                int(parts[1]), delay=to_seconds(parts[2], "--restart delay"), backoff="fixed"
             )
         if kind == "exponential" and 1 <= len(parts) <= 4:
             attempts = int(parts[1]) if len(parts) > 1 else 5
             options: dict[str, Any] = {}
             if len(parts) > 2:
-                options["delay"] = parse_duration(parts[2], "--restart delay")
+                options["delay"] = to_seconds(parts[2], "--restart delay")
             if len(parts) > 3:
-                options["max_delay"] = parse_duration(parts[3], "--restart max delay")
+                options["max_delay"] = to_seconds(parts[3], "--restart max delay")
             return RestartPolicy(attempts, backoff="exponential", **options)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"--restart {text!r}: {exc}") from None

@@ -17,7 +17,9 @@ Routes (docs/operations.md):
   ``Authorization: Bearer <token>`` (401 without one, 403 for a wrong one) and are
   disabled (403) when the daemon has no token.
 
-The server binds 127.0.0.1 unless told otherwise.
+The server binds 127.0.0.1 unless told otherwise. It holds at most ``max_connections``
+connections and closes one whose request head is not in after ``header_timeout_s``
+(``streamcore.daemon.connections``); an ``Authorization`` header that is not ASCII is a 400.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamcore.batch.history import RunHistory
+from streamcore.daemon.connections import ConnectionGuard
 from streamcore.metrics import metrics_registry
 
 if TYPE_CHECKING:
@@ -46,6 +49,10 @@ __all__ = ["DaemonServer", "ScheduledPipeline", "graph"]
 log = logging.getLogger("streamcore.daemon")
 
 _TICK_S = 0.25
+_MAX_CONNECTIONS = 256
+_HEADER_TIMEOUT_S = 10.0
+_LINGER_S = 2.0
+_MAX_BODY_BYTES = 64 * 1024
 _PAGE = Path(__file__).with_name("static") / "index.html"
 
 
@@ -72,6 +79,8 @@ class DaemonServer:
         api_token: str | None = None,
         on_stop: Callable[[], None] | None = None,
         max_loop_lag_s: float = 5.0,
+        max_connections: int = _MAX_CONNECTIONS,
+        header_timeout_s: float = _HEADER_TIMEOUT_S,
     ) -> None:
         self.run = run
         self.flow = None if run is None else run.flow
@@ -81,6 +90,10 @@ class DaemonServer:
         self.api_token = api_token
         self.on_stop = on_stop
         self.max_loop_lag_s = max_loop_lag_s
+        self.max_connections = max_connections
+        self.header_timeout_s = header_timeout_s
+        self.guard: ConnectionGuard | None = None
+        self._listener: asyncio.Server | None = None
         self.registry = metrics_registry(run)
         self.loop_lag_s = 0.0
         self._runner: web.AppRunner | None = None
@@ -92,7 +105,7 @@ class DaemonServer:
 
     async def start(self) -> None:
         """Listen; ``port`` is the bound port afterwards (useful with port 0)."""
-        app = web.Application()
+        app = web.Application(client_max_size=_MAX_BODY_BYTES)
         app.router.add_get("/", self._page)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -101,15 +114,25 @@ class DaemonServer:
         app.router.add_post("/api/stop", self._stop)
         app.router.add_get("/api/runs", self._runs)
         app.router.add_post("/api/pipelines/{name}/runs", self._trigger)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=self.header_timeout_s, lingering_time=_LINGER_S
+        )
+        guard = ConnectionGuard(
+            lambda: _protocol(runner), max_connections=self.max_connections, header_timeout_s=self.header_timeout_s
+        )
+        app.middlewares.append(guard.middleware)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        # Our own listening socket, so that every connection passes the guard first.
+        try:
+            listener = await asyncio.get_running_loop().create_server(
+                guard, self.host, self.port, reuse_address=True
+            )
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self.guard, self._listener = runner, guard, listener
+        if listener.sockets:
+            self.port = listener.sockets[0].getsockname()[1]
         self._ticker = asyncio.ensure_future(self._tick())
         log.info("serving metrics and health url=http://%s:%d", self.host, self.port)
 
@@ -118,8 +141,11 @@ class DaemonServer:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # closes the open connections too
             self._runner = None
 
     async def _tick(self) -> None:
@@ -203,6 +229,12 @@ class DaemonServer:
     def _refused(self, request: web.Request) -> web.Response | None:
         """401 without a bearer token, 403 for a wrong one or when none is configured."""
         header = request.headers.get("Authorization", "")
+        if not header.isascii():
+            # Bytes that are not ASCII arrive as undecodable surrogates; a token never has them.
+            return web.json_response(
+                {"error": "the Authorization header must be ASCII: send Authorization: Bearer <token>"},
+                status=400,
+            )
         if not header.startswith("Bearer "):
             return web.json_response(
                 {"error": "send Authorization: Bearer <token>"}, status=401,
@@ -215,6 +247,13 @@ class DaemonServer:
         if not hmac.compare_digest(header[len("Bearer "):].encode(), self.api_token.encode()):
             return web.json_response({"error": "wrong token"}, status=403)
         return None
+
+
+def _protocol(runner: web.AppRunner) -> asyncio.Protocol:
+    """aiohttp's protocol for one new connection."""
+    server = runner.server
+    assert server is not None, "the runner is set up before the socket listens"
+    return server()
 
 
 def graph(run: FlowRun) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamcore.batch.clock import SystemClock
-from streamcore.batch.durations import parse_duration
 from streamcore.batch.history import RunHistory
 from streamcore.batch.pipeline import Pipeline
 from streamcore.batch.progress import ProgressReporter, make_reporter
@@ -43,6 +42,7 @@ from streamcore.errors import SetupError, StreamcoreError
 from streamcore.runtime.handle import FlowRun
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.state.store import StateStore
+from streamcore.time.duration import to_seconds
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "RunOptions", "UsageError", "run_target"]
 
@@ -157,7 +157,7 @@ def _checkpointing(options: RunOptions) -> Checkpointing | None:
         return None
     interval = options.checkpoint_interval or "10s"
     try:
-        return Checkpointing(store, interval=parse_duration(interval, "--checkpoint-interval"))
+        return Checkpointing(store, interval=to_seconds(interval, "--checkpoint-interval"))
     except (StreamcoreError, ValueError, TypeError) as exc:
         raise UsageError(f"--checkpoint-interval {interval!r}: {exc}") from None
 
@@ -250,7 +250,7 @@ async def run_dataflow(
 def _drain_timeout_s(options: RunOptions) -> float:
     text = options.drain_timeout or "30s"
     try:
-        return float(parse_duration(text, "--drain-timeout"))
+        return to_seconds(text, "--drain-timeout")
     except (StreamcoreError, ValueError, TypeError) as exc:
         raise UsageError(f"--drain-timeout {text!r}: {exc}") from None
 

@@ -28,7 +28,7 @@ from streamcore.dataflow.graph import (
     WindowNode,
 )
 from streamcore.errors import GraphError
-from streamcore.time.duration import to_duration_ms
+from streamcore.time.duration import format_duration, to_duration_ms
 
 if TYPE_CHECKING:
     from streamcore.runtime.handle import FlowRun
@@ -112,14 +112,14 @@ class Dataflow:
         *,
         name: str | None = None,
         timestamp: Callable[[Any], Any] | None = None,
-        max_out_of_orderness: timedelta | int = 0,
+        max_out_of_orderness: timedelta | int | str = 0,
         batch_size: int = 1000,
-        linger: timedelta | int = 5,
+        linger: timedelta | int | str = 5,
         overflow: str = "block",
         max_rate: float | None = None,
-        idle_timeout: timedelta | int | None = None,
+        idle_timeout: timedelta | int | str | None = None,
         on_error: str = "fail",
-        advance_when_idle: timedelta | int | None = None,
+        advance_when_idle: timedelta | int | str | None = None,
         clock: WallClock | None = None,
     ) -> Stream:
         """Add a source connector; returns its stream.
@@ -153,7 +153,7 @@ class Dataflow:
             raise GraphError(f"max_rate must be a positive number of records/s, got {max_rate}")
         bound = to_duration_ms(max_out_of_orderness, "max_out_of_orderness")
         if bound < 0:
-            raise GraphError(f"max_out_of_orderness must not be negative, got {max_out_of_orderness!r}")
+            raise GraphError(f"max_out_of_orderness must not be negative, got {format_duration(bound)}")
         idle_advance = self._idle_advance(advance_when_idle, clock, idle_timeout)
         node = self._add(
             SourceNode,
@@ -174,7 +174,7 @@ class Dataflow:
 
     @staticmethod
     def _idle_advance(
-        after: timedelta | int | None, clock: WallClock | None, idle_timeout: timedelta | int | None
+        after: timedelta | int | str | None, clock: WallClock | None, idle_timeout: timedelta | int | str | None
     ) -> IdleAdvance | None:
         from streamcore.time.idle_advance import IdleAdvance, SystemWallClock
 
@@ -353,7 +353,7 @@ class KeyedStream(Stream):
         self,
         assigner: Any,
         *,
-        allowed_lateness: timedelta | int = 0,
+        allowed_lateness: timedelta | int | str = 0,
     ) -> WindowedStream:
         """Group each key's records into event-time windows from ``assigner``."""
         from streamcore.time.windows import WindowAssigner
@@ -365,7 +365,7 @@ class KeyedStream(Stream):
             )
         lateness = to_duration_ms(allowed_lateness, "allowed_lateness")
         if lateness < 0:
-            raise GraphError(f"allowed_lateness must not be negative, got {allowed_lateness!r}")
+            raise GraphError(f"allowed_lateness must not be negative, got {format_duration(lateness)}")
         return WindowedStream(self, assigner, lateness)
 
     def process(
@@ -389,6 +389,7 @@ class KeyedStream(Stream):
             "process",
             inputs=self._edge(),
             key=self.key,
+            key_stage=self.node.name,
             fn=fn,
             on_error=on_error,
             parallelism=_check_parallelism(parallelism),
@@ -438,6 +439,7 @@ class WindowedStream:
             "window",
             inputs=self.keyed._edge(),
             key=self.keyed.key,
+            key_stage=self.keyed.node.name,
             assigner=self.assigner,
             allowed_lateness_ms=self.allowed_lateness_ms,
             aggregation=agg,

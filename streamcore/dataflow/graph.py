@@ -103,6 +103,8 @@ class WindowNode(Node):
     """Keyed event-time windows with an incremental aggregation."""
 
     key: Callable[[Any], Any] | None = None
+    key_stage: str | None = None
+    """The ``key_by`` stage that gives the key (named when a key cannot be hashed)."""
     assigner: Any = None
     allowed_lateness_ms: int = 0
     aggregation: Any = None
@@ -116,6 +118,8 @@ class ProcessNode(Node):
     """A keyed stateful user function with per-key state and event-time timers."""
 
     key: Callable[[Any], Any] | None = None
+    key_stage: str | None = None
+    """The ``key_by`` stage that gives the key (named when a key cannot be hashed)."""
     fn: Any = None
 
     kind = "process"

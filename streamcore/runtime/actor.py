@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from streamcore.errors import SourceError, StreamcoreError
 from streamcore.io import Source, SourceContext
 from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.drop_log import DropLog, shown
 from streamcore.runtime.mailbox import Mailbox
 from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Message, Watermark
 from streamcore.runtime.steps import DeadLetter, Outlet, Step
@@ -37,7 +38,7 @@ from streamcore.state.snapshot import (
     StepSnapshot,
     encode_snapshot,
 )
-from streamcore.time.duration import to_timestamp_ms
+from streamcore.time.duration import timestamp_unit_warning, to_timestamp_ms
 
 if TYPE_CHECKING:
     from streamcore.state.coordinator import CheckpointCoordinator
@@ -92,14 +93,22 @@ class DeadLetterCollector:
         self.pending: list[DeadLetter] = []
         self.dead_letters = 0
         self.skipped = 0
+        self.drops = DropLog(log)
 
     def __call__(self, stage: StatelessStage, record: Any, error: BaseException) -> None:
+        detail = f"record={shown(record)} error={f'{type(error).__name__}: {error}'!r}"
         if stage.on_error == "dead_letter" and self.mailbox is not None:
             self.pending.append(DeadLetter(stage.name, record, error))
             self.dead_letters += 1
+            self.drops.record("dead-lettered", stage.name, detail)
         else:
             self.skipped += 1
-            log.warning("skipped record stage=%s error=%r", stage.name, f"{type(error).__name__}: {error}")
+            self.drops.record("skipped", stage.name, detail)
+
+    def skip(self, stage: str, record: Any, error: BaseException) -> None:
+        """Count and log a record skipped before any stage ran (a source's bad input)."""
+        self.skipped += 1
+        self.drops.record("skipped", stage, f"record={shown(record)} error={str(error)!r}")
 
     async def flush(self) -> None:
         """Send what was collected to the flow's dead-letter stream."""
@@ -382,6 +391,7 @@ class SourceActor:
         self.head = head
         self.outlet = outlet
         self.timestamp = timestamp
+        self._unit_checked = False
         self.bound_ms = max_out_of_orderness_ms
         self.batch_size = batch_size
         if max_rate is not None:
@@ -472,7 +482,8 @@ class SourceActor:
     async def run(self) -> None:
         """Read until the source ends (or a stop is requested), then end the stream."""
         context = SourceContext(
-            self.name, on_error=self.on_error, linger_s=self.linger_s, dead_letter=self._bad_record
+            self.name, on_error=self.on_error, linger_s=self.linger_s, dead_letter=self._bad_record,
+            skipped=self._skipped,
         )
         await self.source.open(context, self.position)
         ok = False
@@ -493,6 +504,9 @@ class SourceActor:
     def _bad_record(self, raw: object, error: BaseException) -> None:
         self.dead.pending.append(DeadLetter(self.name, raw, error))
         self.dead.dead_letters += 1
+
+    def _skipped(self) -> None:
+        self.dead.skipped += 1
 
     async def _loop(self) -> None:
         source, outlet, stop = self.source, self.outlet, self._stop
@@ -668,6 +682,16 @@ class SourceActor:
             await self.head.on_watermark(wm)
 
     def _stamp(self, records: list[Any]) -> list[int]:
+        stamps = self._stamp_all(records)
+        if not self._unit_checked and stamps:
+            # One look at the first event time catches seconds or microseconds by mistake.
+            self._unit_checked = True
+            warning = timestamp_unit_warning(stamps[0], self.name)
+            if warning is not None:
+                log.warning(warning)
+        return stamps
+
+    def _stamp_all(self, records: list[Any]) -> list[int]:
         fn = self.timestamp
         assert fn is not None
         try:
@@ -689,8 +713,9 @@ class SourceActor:
                     raise err from exc
                 if self.on_error == "dead_letter":
                     self._bad_record(r, err)
+                    self.dead.drops.record("dead-lettered", self.name, f"record={shown(r)} error={str(exc)!r}")
                 else:
-                    self.dead.skipped += 1
+                    self.dead.skip(self.name, r, exc)
         records[:] = good
         return stamps
 

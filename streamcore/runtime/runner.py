@@ -188,8 +188,9 @@ class Runtime:
             boxes = self._inboxes[group.index]
             base = self._channels[(node.id, port, group.index)]
             key = getattr(c, "key", None) if group.parallelism > 1 else None
-            targets.append(Target(boxes, [base + instance] * len(boxes), key))
-        return Outlet(targets, overflow)
+            key_stage = c.name if isinstance(c, KeyByNode) else getattr(c, "key_stage", None)
+            targets.append(Target(boxes, [base + instance] * len(boxes), key, key_stage))
+        return Outlet(targets, overflow, node.name)
 
     def _build_actor(self, group: ActorGroup, instance: int) -> Actor | SourceActor:
         dead_channel = self._dead_channels.get((group.index, instance))

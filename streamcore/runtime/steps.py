@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from typing import Any
 from streamcore.errors import MailboxFullError, SinkError, StageError
 from streamcore.io import Sink, SinkContext
 from streamcore.runtime.chain import ChainFailure, CompiledChain, StatelessStage
+from streamcore.runtime.drop_log import DropLog
+from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.mailbox import Mailbox
 from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Watermark
 from streamcore.state.snapshot import StepSnapshot
@@ -40,6 +43,8 @@ __all__ = [
     "Step",
     "Target",
 ]
+
+log = logging.getLogger("streamcore.runtime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,14 +294,18 @@ class Target:
     channels: list[int]
     key: Callable[[Any], Any] | None = None
     """Routes records by ``hash(key(record)) % len(mailboxes)`` when there are several."""
+    key_stage: str | None = None
+    """The ``key_by`` stage of ``key``, named when a key cannot be hashed."""
 
 
 class Outlet(Step):
     """Sends an actor's output to the mailboxes of the actors downstream."""
 
-    def __init__(self, targets: list[Target], overflow: str = "block") -> None:
+    def __init__(self, targets: list[Target], overflow: str = "block", stage: str = "") -> None:
         self.targets = targets
         self.overflow = overflow
+        self.stage = stage
+        self._drops = DropLog(log)
         self.records_out = 0
         self.batches_out = 0
         self.blocked_s = 0.0
@@ -321,6 +330,18 @@ class Outlet(Step):
                 await self._partition(target, records, timestamps)
 
     async def _partition(self, target: Target, records: list[Any], timestamps: list[int] | None) -> None:
+        try:
+            await self._route(target, records, timestamps)
+        except TypeError as exc:
+            # A failed hash() names no record; look for the one whose key cannot be hashed.
+            assert target.key is not None
+            for r in records:
+                keyed = explain_key_failure(exc, target.key_stage, target.key, r)
+                if keyed is not None:
+                    raise keyed from exc
+            raise
+
+    async def _route(self, target: Target, records: list[Any], timestamps: list[int] | None) -> None:
         n = len(target.mailboxes)
         key = target.key
         assert key is not None
@@ -349,10 +370,13 @@ class Outlet(Step):
             pass
         if self.overflow == "drop_newest":
             self.dropped += len(batch.records)
+            self._drops.record("dropped", self.stage, f"records={len(batch.records)} overflow=drop_newest")
             return
         if self.overflow == "drop_oldest":
             room = max(len(batch.records), mailbox.size - mailbox.statistics().low_water)
-            self.dropped += mailbox.evict_oldest(room)
+            evicted = mailbox.evict_oldest(room)
+            self.dropped += evicted
+            self._drops.record("dropped", self.stage, f"records={evicted} overflow=drop_oldest")
         started = perf_counter()
         await mailbox.send(batch)
         self.blocked_s += perf_counter() - started

@@ -12,15 +12,7 @@ from datetime import timedelta
 from typing import Literal
 
 from streamcore.state.store import StateStore
-
-
-def to_seconds(value: timedelta | float, what: str) -> float:
-    """A duration (timedelta, or seconds as a number) in seconds."""
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a timedelta or a number of seconds, got {value!r}")
-    return float(value)
+from streamcore.time.duration import to_seconds
 
 __all__ = ["Checkpointing", "RestartPolicy"]
 
@@ -45,9 +37,9 @@ class Checkpointing:
         self,
         store: StateStore,
         *,
-        interval: timedelta | float = timedelta(seconds=10),
+        interval: timedelta | float | str = timedelta(seconds=10),
         keep: int = 3,
-        timeout: timedelta | float = timedelta(minutes=1),
+        timeout: timedelta | float | str = timedelta(minutes=1),
         tolerable_failures: int = 3,
         compact_every: int = 20,
     ) -> None:
@@ -94,9 +86,9 @@ class RestartPolicy:
         self,
         attempts: int = 3,
         *,
-        delay: timedelta | float = timedelta(seconds=1),
+        delay: timedelta | float | str = timedelta(seconds=1),
         backoff: Literal["fixed", "exponential"] = "exponential",
-        max_delay: timedelta | float = timedelta(minutes=1),
+        max_delay: timedelta | float | str = timedelta(minutes=1),
         jitter: float = 0.0,
     ) -> None:
         if attempts < 0:

@@ -22,6 +22,7 @@ from typing import Any
 
 from streamcore.dataflow.graph import ProcessNode
 from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
 
@@ -171,9 +172,10 @@ class ProcessStep(Step):
                 produced = fn.process(x, ctx)
                 self._unbind(k)
             except Exception as exc:
+                error = explain_key_failure(exc, self.node.key_stage, key, x)
                 if self.node.on_error == "fail":
-                    raise stage_error(self.name, x, exc) from exc
-                self.on_failure(self._stage, x, exc)
+                    raise error or stage_error(self.name, x, exc) from exc
+                self.on_failure(self._stage, x, error or exc)
                 continue
             if produced is not None:
                 items = list(produced)

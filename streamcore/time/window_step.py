@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from typing import Any
 
 from streamcore.dataflow.graph import WindowNode
 from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.drop_log import DropLog
+from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
 from streamcore.time.accumulate import Combiners, add_statements
@@ -35,6 +38,7 @@ __all__ = ["WindowStatistics", "make_window_step"]
 POS_INF = math.inf
 NEG_INF = -math.inf
 _names = itertools.count()
+log = logging.getLogger("streamcore.time")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class _WindowStepBase(Step):
         self.updates = 0
         self.late = 0
         self._stage = StatelessStage(node.name, "window", self.key, node.on_error)
+        # Late records go to ``.late`` (counted in ``late``): information, not a fault.
+        self._drops = DropLog(log, level=logging.INFO)
         self.combiners = Combiners(self.agg, WindowResult)
         self._dirty: set[Any] | None = None
         """Keys whose state changed since the last snapshot (only under checkpointing)."""
@@ -153,9 +159,10 @@ class _WindowStepBase(Step):
         return fn
 
     def _record_failed(self, record: Any, error: BaseException) -> None:
+        keyed = explain_key_failure(error, self.node.key_stage, self.key, record)
         if self.node.on_error == "fail":
-            raise stage_error(self.name, record, error) from error
-        self.on_failure(self._stage, record, error)
+            raise keyed or stage_error(self.name, record, error) from error
+        self.on_failure(self._stage, record, keyed or error)
 
     async def _emit(self, results: list[WindowResult]) -> None:
         if results:
@@ -163,6 +170,11 @@ class _WindowStepBase(Step):
 
     async def _emit_late(self, late: list[Any], late_ts: list[int]) -> None:
         self.late += len(late)
+        for t in late_ts:
+            self._drops.record(
+                "late", self.name,
+                f"timestamp_ms={t} watermark_ms={self.watermark_ms:.0f} allowed_lateness_ms={self.lateness_ms}",
+            )
         await self.late_step.on_batch(late, late_ts)
 
     def _explain(self, exc: Exception) -> BaseException:
@@ -173,7 +185,9 @@ class _WindowStepBase(Step):
             if tb.tb_frame.f_code.co_filename.startswith("<streamcore window"):
                 record = tb.tb_frame.f_locals.get("x")
             tb = tb.tb_next
-        return stage_error(self.name, record, exc)
+        return explain_key_failure(exc, self.node.key_stage, self.key, record) or stage_error(
+            self.name, record, exc
+        )
 
 
 _PANE_LOOP = """

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 from streamcore.errors import GraphError
-from streamcore.time.duration import to_duration_ms
+from streamcore.time.duration import format_duration, to_duration_ms
 
 __all__ = ["SessionWindows", "SlidingWindows", "TumblingWindows", "WindowAssigner", "WindowResult"]
 
@@ -39,17 +39,17 @@ class WindowAssigner:
     so the aggregation needs a ``merge``."""
 
 
-def _positive_ms(value: timedelta | int, what: str) -> int:
+def _positive_ms(value: timedelta | int | str, what: str) -> int:
     ms = to_duration_ms(value, what)
     if ms <= 0:
-        raise GraphError(f"{what} must be a positive duration, got {value!r}")
+        raise GraphError(f"{what} must be a positive duration, got {format_duration(ms)}")
     return ms
 
 
 class TumblingWindows(WindowAssigner):
     """Fixed-size, non-overlapping windows of ``size``."""
 
-    def __init__(self, size: timedelta | int) -> None:
+    def __init__(self, size: timedelta | int | str) -> None:
         self.size_ms = _positive_ms(size, "TumblingWindows size")
         self.slide_ms = self.size_ms
         self.pane_ms = self.size_ms
@@ -65,7 +65,7 @@ class SlidingWindows(WindowAssigner):
     merges its panes when it fires.
     """
 
-    def __init__(self, size: timedelta | int, slide: timedelta | int) -> None:
+    def __init__(self, size: timedelta | int | str, slide: timedelta | int | str) -> None:
         self.size_ms = _positive_ms(size, "SlidingWindows size")
         self.slide_ms = _positive_ms(slide, "SlidingWindows slide")
         if self.slide_ms > self.size_ms:
@@ -89,7 +89,7 @@ class SessionWindows(WindowAssigner):
     merging = True
     merges_accumulators = True
 
-    def __init__(self, gap: timedelta | int) -> None:
+    def __init__(self, gap: timedelta | int | str) -> None:
         self.gap_ms = _positive_ms(gap, "SessionWindows gap")
 
     def __repr__(self) -> str:

@@ -132,5 +132,6 @@ async def test_a_task_waiting_to_retry_gives_its_slot_to_others(manual_clock, ev
 def test_durations_accept_timedelta_and_seconds() -> None:
     assert Retry(2, delay=timedelta(milliseconds=1500)).delay_s == 1.5
     assert Retry(2, delay=3, max_delay=timedelta(minutes=1)).max_delay_s == 60
-    with pytest.raises(TypeError, match="timedelta or seconds"):
-        Retry(2, delay="1s")  # type: ignore[arg-type]
+    assert Retry(2, delay="1s").delay_s == 1.0  # duration text, like every duration argument
+    with pytest.raises(TypeError, match="timedelta, seconds or duration text"):
+        Retry(2, delay=[1])  # type: ignore[arg-type]

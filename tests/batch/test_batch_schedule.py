@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streamcore.batch import Pipeline, PipelineResult, RunHistory, Schedule, run_scheduled
-from streamcore.batch.durations import parse_duration
 from streamcore.errors import PipelineValidationError
+from streamcore.time.duration import to_seconds as parse_duration
 
 
 def at(hour: int, minute: int, second: int = 0) -> datetime:
@@ -22,7 +22,7 @@ def test_interval_text_is_parsed() -> None:
     assert parse_duration("10m", "every") == 600
     assert parse_duration("2h", "every") == 7200
     assert parse_duration(timedelta(minutes=1), "every") == 60
-    with pytest.raises(ValueError, match="'30s', '10m', '2h'"):
+    with pytest.raises(ValueError, match="'500ms', '10s', '1m', '2h'"):
         parse_duration("ten minutes", "every")
 
 

@@ -161,6 +161,24 @@ async def test_lines_that_only_parse_when_joined_are_still_bad_lines(tmp_path: P
     assert context.bad_records == 2
 
 
+async def test_integers_beyond_64_bits_stay_exact_and_the_rest_of_the_batch_too(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(
+        b'{"id": 100000000000000000000000000001, "ts": 1}\n'
+        b'{"id": -9223372036854775809}\n'
+        b'{"id": 18446744073709551615, "x": 0.5}\n'
+        b'{"note": "12345678901234567890 in a string"}\n'
+    )
+    records = await read_all(JsonLinesSource(path))
+    assert records == [
+        {"id": 100000000000000000000000000001, "ts": 1},
+        {"id": -9223372036854775809},
+        {"id": 18446744073709551615, "x": 0.5},
+        {"note": "12345678901234567890 in a string"},
+    ]
+    assert all(type(r["id"]) is int for r in records[:3])
+
+
 async def test_latin1_files_are_decoded_and_utf16_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "latin.jsonl"
     path.write_bytes('{"name": "café"}\n'.encode("latin-1"))

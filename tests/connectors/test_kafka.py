@@ -235,6 +235,18 @@ async def test_a_record_that_cannot_be_serialised_fails_the_batch_naming_its_ind
 # -- bad records --------------------------------------------------------------------------
 
 
+async def test_json_integers_beyond_64_bits_come_through_exact(
+    kafka_bootstrap: str, kafka_topic_factory: TopicFactory
+) -> None:
+    topic = await kafka_topic_factory()
+    await produce_raw(
+        kafka_bootstrap, topic, [b'{"id": 100000000000000000000000000001}', b'{"id": 2}']
+    )
+    records = await read_topic(kafka_bootstrap, topic)
+    assert [r.value for r in records] == [{"id": 100000000000000000000000000001}, {"id": 2}]
+    assert type(records[0].value["id"]) is int
+
+
 async def test_a_poison_record_goes_to_the_dead_letters_naming_topic_partition_and_offset(
     kafka_bootstrap: str, kafka_topic_factory: TopicFactory
 ) -> None:

@@ -273,6 +273,16 @@ def test_run_help_shows_the_options(tmp_path: Path) -> None:
         assert option in done.stdout
 
 
+def test_help_says_the_metrics_port_serves_dataflows_and_scheduled_pipelines(tmp_path: Path) -> None:
+    top = streamcore(tmp_path, "--help").stdout
+    assert "--metrics-port" in top and "scheduled pipeline" in top
+    run_help = streamcore(tmp_path, "run", "--help").stdout
+    group = run_help.split("HTTP server (dataflows, and pipelines with --schedule or --every):", 1)[1]
+    group = group.split("\n\n", 1)[0]
+    assert "--metrics-port" in group and "--api-token" in group
+    assert "--metrics-port" not in run_help.split("dataflows only:", 1)[1].split("\n\n", 1)[0]
+
+
 def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
     done = streamcore(tmp_path)
     assert done.returncode == 2

@@ -59,7 +59,7 @@ def test_an_unknown_or_broken_config_file_is_a_clear_error(tmp_path: Path) -> No
     run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
     bad = tmp_path / "bad.toml"
     bad.write_text("metrics_prot = 1\n")
-    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['metrics_prot'\]"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'metrics_prot'; did you mean 'metrics_port'\?"):
         apply_config(run, environ={}, config_path=str(bad))
     bad.write_text("this is not toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -77,3 +77,21 @@ def test_restart_policies() -> None:
     for bad in ("fixed:5", "sometimes", "fixed:x:1s", "exponential:3:soon"):
         with pytest.raises(ConfigError, match="--restart"):
             parse_restart(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[rnu]\nstate = 'redis://x'\n", r"unknown table \[rnu\]; did you mean \[run\]\?"),
+        ("[run]\nstate = 'redis://x'\n[loggin]\nlevel = 'DEBUG'\n", r"unknown table \[loggin\]"),
+        ("[run]\n[run.metrics]\nport = 1\n", r"unknown table \[run.metrics\]"),
+        ("[run]\ncheckpoint-intreval = '1s'\n", r"unknown setting 'checkpoint_intreval'; did you mean 'checkpoint_interval'\?"),
+        ("log_level = 'DEBUG'\n[run]\nstate = 'redis://x'\n", r"setting 'log_level' is outside the \[run\] table"),
+    ],
+)
+def test_an_unknown_table_or_key_is_an_error_with_a_suggestion(tmp_path: Path, text: str, message: str) -> None:
+    run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        apply_config(run, environ={}, config_path=str(path))

@@ -1,5 +1,8 @@
 """The live page, in a real headless chromium: it draws every stage and its numbers move.
 
+The windowed stage has a hostile name (markup with an ``onerror`` handler): the page must
+show it as text, and no script of it may run.
+
 The browser comes from scripts/browser.sh (run by the test command); the screenshot is
 saved in test-artifacts/live-page.png.
 """
@@ -17,6 +20,9 @@ from tests.daemon.test_cli import start, stop, wait_until, write
 from tests.daemon.test_http import FLOW, free_port, get, inputs
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+HOSTILE = "<img src=x onerror=window.pwned=1>"
+HOSTILE_FLOW = FLOW.replace('name="counts"', f"name={HOSTILE!r}")
+PAGE = Path(__file__).parents[2] / "streamcore" / "daemon" / "static" / "index.html"
 
 
 def browser() -> Any:
@@ -39,7 +45,7 @@ def test_the_live_page_draws_every_stage_and_its_numbers_change(tmp_path: Path) 
     from selenium.webdriver.common.by import By
 
     inputs(tmp_path, 60_000)
-    write(tmp_path, "served.py", FLOW)
+    write(tmp_path, "served.py", HOSTILE_FLOW)
     port = free_port()
     process = start(tmp_path, "run", "served:flow", "--metrics-port", str(port))
     driver = None
@@ -48,21 +54,38 @@ def test_the_live_page_draws_every_stage_and_its_numbers_change(tmp_path: Path) 
         driver = browser()
         driver.get(f"http://127.0.0.1:{port}/")
 
+        # Read the page in one script each time: it redraws every second, and an element
+        # found in one call may be gone by the next (StaleElementReferenceException).
         def stages() -> list[str]:
-            return [g.get_attribute("data-stage") for g in driver.find_elements(By.CSS_SELECTOR, "g.stage")]
+            found: list[str] = driver.execute_script(
+                "return [...document.querySelectorAll('g.stage')].map(g => g.getAttribute('data-stage'))"
+            )
+            return found
 
-        wait_until(lambda: stages() == ["events", "key_by", "counts", "out"], "every stage drawn")
+        def text_of(selector: str) -> str:
+            found: str = driver.execute_script(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''", selector
+            )
+            return found
+
+        wait_until(lambda: stages() == ["events", "key_by", HOSTILE, "out"], "every stage drawn")
+        wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#mailboxes tr")) >= 1, "the mailboxes listed")
+        assert driver.execute_script("return window.pwned") is None  # the onerror never ran
+        assert driver.find_elements(By.TAG_NAME, "img") == []
+        assert HOSTILE in text_of("#mailboxes")
+        names = driver.execute_script(
+            "return [...document.querySelectorAll('g.stage text.name')].map(t => t.textContent)"
+        )
+        assert any(HOSTILE in name for name in names)
         assert driver.find_element(By.ID, "flow").text == "served"
 
         def records() -> str:
-            boxes = driver.find_elements(By.CSS_SELECTOR, 'g.stage[data-stage="events"] [data-field="records"]')
-            return boxes[0].text if boxes else ""
+            return text_of('g.stage[data-stage="events"] [data-field="records"]')
 
         first = records()
         wait_until(lambda: records() not in ("", first), "the source's count to change")
         wait_until(
-            lambda: driver.find_elements(By.CSS_SELECTOR, 'g.stage[data-stage="events"] [data-field="rate"]')[0]
-            .text.split()[0] not in ("0", ""),
+            lambda: (text_of('g.stage[data-stage="events"] [data-field="rate"]').split() or [""])[0] not in ("0", ""),
             "a rate of records/s",
         )
         assert len(driver.find_elements(By.TAG_NAME, "line")) == 3  # the edges
@@ -75,3 +98,9 @@ def test_the_live_page_draws_every_stage_and_its_numbers_change(tmp_path: Path) 
         process.terminate()
         stop(process, tmp_path)
         process.kill()
+
+
+def test_the_live_page_never_parses_text_as_html() -> None:
+    script = PAGE.read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+        assert sink not in script

@@ -533,3 +533,35 @@ async def test_cancelling_run_cancels_every_actor() -> None:
         await run
     assert flow_tasks() == []
     assert gated.closed
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+class Echo(sc.KeyedProcessFunction):
+    def process(self, record: Any, ctx: Any) -> list[Any]:
+        return [record]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+@pytest.mark.parametrize("stage", ["window", "session", "process"])
+@pytest.mark.parametrize("bad_key", [{"a": 1}, [1, 2]], ids=["dict", "list"])
+async def test_an_unhashable_key_fails_naming_the_key_by_stage_with_the_record(
+    parallelism: int, stage: str, bad_key: Any
+) -> None:
+    records = [{"k": "fine", "ts": 1}, {"k": bad_key, "ts": 2}]
+    flow = sc.Dataflow(f"unhashable-{stage}-{parallelism}")
+    keyed = flow.source(IterableSource(records), timestamp=lambda r: r["ts"]).key_by(
+        lambda r: r["k"], name="by_k"
+    )
+    if stage == "process":
+        out = keyed.process(Echo(), parallelism=parallelism)
+    else:
+        assigner = sc.TumblingWindows(10) if stage == "window" else sc.SessionWindows(10)
+        out = keyed.window(assigner).aggregate(sc.agg.count(), parallelism=parallelism)
+    out.sink(ListSink())
+    with pytest.raises(sc.StageError, match=r"^stage 'by_k' \(key_by\) .* unhashable; keys must be hashable") as info:
+        await flow.run()
+    assert info.value.stage == "by_k"
+    assert info.value.record == {"k": bad_key, "ts": 2}
+    assert type(bad_key).__name__ in str(info.value)
