@@ -277,6 +277,10 @@ class RedisStreamSource(Source):
             self._done.add(stream)
             if not entries:
                 return
+        if self.group is not None and id_key(entries[0][0].decode()) <= id_key(self._last[stream]):
+            entries = self._drop_covered(stream, entries)
+            if not entries:
+                return
         decode, bad = self._decode, self.context.bad_record
         append = out.append
         for raw_id, fields in entries:
@@ -299,6 +303,21 @@ class RedisStreamSource(Source):
             unacked.extend((id_key(i.decode()), i) for i, _ in entries)
         if end is not None and id_key(self._last[stream]) >= end:
             self._done.add(stream)
+
+    def _drop_covered(self, stream: str, entries: list[Any]) -> list[Any]:
+        """Entries after the position; those at or before it are only acknowledged later.
+
+        New entries (``>``) always come after what this consumer read, unless the group
+        went back (Redis restored from an older snapshot while the checkpoint survived):
+        those already read are not processed twice (invariant 3)."""
+        last = id_key(self._last[stream])
+        covered = [e for e in entries if id_key(e[0].decode()) <= last]
+        log.warning(
+            "group redelivered entries the checkpoint covers stream=%s group=%s count=%d through=%s",
+            stream, self.group, len(covered), self._last[stream],
+        )
+        self._unacked[stream].extendleft(reversed([(id_key(i.decode()), i) for i, _ in covered]))
+        return [e for e in entries if id_key(e[0].decode()) > last]
 
     def position(self) -> dict[str, str]:
         """``{stream: id of the last entry returned}`` (invariant 1)."""

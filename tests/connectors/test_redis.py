@@ -318,6 +318,28 @@ async def test_a_restarted_group_consumer_reads_its_pending_entries_after_the_po
     assert [p["message_id"].decode() for p in pending] == [r.id for r in rest]
 
 
+async def test_entries_a_group_delivers_again_after_going_back_are_not_processed_twice(
+    redis_url: str, base: str, client: redis.asyncio.Redis
+) -> None:
+    stream, group = f"{base}:s", f"{base}-g"
+    for i in range(6):
+        await client.xadd(stream, {"i": i})
+    source = RedisStreamSource(stream, url=redis_url, group=group, consumer="c1")
+    await source.open(SourceContext("group"))
+    try:
+        first = await source.read_batch(100, 0.05)
+        # As after Redis restarted from an older snapshot than the checkpoint.
+        await client.xgroup_setid(stream, group, "0")
+        await client.xadd(stream, {"i": 6})
+        again = await source.read_batch(100, 0.05)
+        await source.commit_offsets(source.position())
+    finally:
+        await source.close()
+    assert first is not None and again is not None
+    assert [int(r.fields["i"]) for r in first + again] == list(range(7))
+    assert (await client.xpending(stream, group))["pending"] == 0
+
+
 async def test_two_flows_in_one_group_share_the_streams_and_together_read_each_entry_once(
     redis_url: str, base: str, client: redis.asyncio.Redis
 ) -> None:
