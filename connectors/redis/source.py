@@ -117,7 +117,9 @@ class RedisStreamSource(Source):
         self._history: set[str] = set()
         """Group streams still re-reading this consumer's pending entries (invariant 3)."""
         self._history_drained = False
-        self._unacked: dict[str, deque[tuple[tuple[int, int], bytes]]] = {s: deque() for s in self.streams}
+        self._unacked: dict[str, deque[tuple[tuple[int, int], list[bytes]]]] = {s: deque() for s in self.streams}
+        """Group streams: the ids read and not acknowledged, per read, with the last id's key.
+        A checkpoint's position is always at the end of a read, so reads are acked whole."""
         self._ends: dict[str, tuple[int, int]] = {}
         self._done: set[str] = set()
         self._caught: frozenset[str] = frozenset()
@@ -299,8 +301,7 @@ class RedisStreamSource(Source):
         last_id = entries[-1][0]
         self._last[stream] = last_id.decode()
         if self.group is not None:
-            unacked = self._unacked[stream]
-            unacked.extend((id_key(i.decode()), i) for i, _ in entries)
+            self._unacked[stream].append((id_key(self._last[stream]), [i for i, _ in entries]))
         if end is not None and id_key(self._last[stream]) >= end:
             self._done.add(stream)
 
@@ -316,7 +317,7 @@ class RedisStreamSource(Source):
             "group redelivered entries the checkpoint covers stream=%s group=%s count=%d through=%s",
             stream, self.group, len(covered), self._last[stream],
         )
-        self._unacked[stream].extendleft(reversed([(id_key(i.decode()), i) for i, _ in covered]))
+        self._unacked[stream].appendleft((last, [i for i, _ in covered]))
         return [e for e in entries if id_key(e[0].decode()) > last]
 
     def position(self) -> dict[str, str]:
@@ -357,14 +358,15 @@ class RedisStreamSource(Source):
             if not unacked:
                 continue
             through = id_key(last)
-            ids = []
+            taken = []
             while unacked and unacked[0][0] <= through:
-                ids.append(unacked.popleft()[1])
+                taken.append(unacked.popleft())
+            ids = [i for _, read in taken for i in read]
             try:
                 for i in range(0, len(ids), _ACK_CHUNK):
                     await client.xack(stream, self.group, *ids[i : i + _ACK_CHUNK])
             except self.connection.errors as exc:
-                unacked.extendleft(reversed([(id_key(i.decode()), i) for i in ids]))
+                unacked.extendleft(reversed(taken))
                 raise self.connection.error(exc, f"XACK on stream {stream!r} through id {last}") from exc
 
 
