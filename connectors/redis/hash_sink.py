@@ -19,7 +19,7 @@ from connectors.redis._connection import Connection
 from connectors.redis._fields import default_fields, encode_records, field_encoder
 from streamcore.errors import SinkError
 from streamcore.io import Sink, SinkContext
-from streamcore.state.redis_settings import RedisSettings
+from streamcore.state import RedisSettings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

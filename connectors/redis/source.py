@@ -36,7 +36,7 @@ from connectors.redis._fields import field_decoder
 from connectors.redis._record import RedisStreamRecord, id_key
 from streamcore.errors import SourceError
 from streamcore.io import Source, SourceContext
-from streamcore.state.redis_settings import RedisSettings
+from streamcore.state import RedisSettings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
