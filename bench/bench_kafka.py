@@ -76,10 +76,8 @@ import asyncio
 import json
 import os
 import platform
-import random
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,6 +99,8 @@ from _common import (  # noqa: E402
     sum_units,
     window_checksum,
 )
+from _connector_bench import add_run_options, run_rounds  # noqa: E402
+from _connector_bench import build_table as connector_table  # noqa: E402
 from gen_events import DEFAULT_SEED, cached_events  # noqa: E402
 
 ROOT = HERE.parent
@@ -668,53 +668,12 @@ def run_workload(
     return run
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def build_table(
     runs: dict[str, list[dict[str, Any]]], expected: dict[str, Any], n: int
 ) -> tuple[list[str], list[str]]:
-    from run import compare_checksum
-
-    lines = [
-        "| workload | runs | events/s (first record to end of input) | first record to flow done | "
-        "peak RSS MiB | CPU s | vs aiokafka loop | output check |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    problems = []
-    base_ok = [r for r in runs.get("base", []) if "error" not in r]
-    base_eps = _median([r["events_per_s"] for r in base_ok])
-    for kind, kind_runs in runs.items():
-        ok = [r for r in kind_runs if "error" not in r]
-        for r in kind_runs:
-            if "error" in r:
-                problems.append(f"{LABELS[kind]}: {r['error'][-600:]}")
-        if not ok:
-            lines.append(f"| {LABELS[kind]} | 0/{len(kind_runs)} | FAILED | - | - | - | - | - |")
-            continue
-        eps = _median([r["events_per_s"] for r in ok])
-        assert eps is not None
-        done = _median([r["done_s"] for r in ok])
-        rss = max(r["peak_rss_kib"] for r in ok) / 1024
-        cpu = _median([r["cpu_seconds"] for r in ok])
-        checks = []
-        for r in ok:
-            verdict = compare_checksum(r["checksum"], expected)
-            if r["read"] != n:
-                verdict = f"MISMATCH (read {r['read']:,} of {n:,})"
-            if verdict.startswith("MISMATCH"):
-                problems.append(
-                    f"{LABELS[kind]}: output {r['checksum']} (read {r['read']}) "
-                    f"!= expected {expected} (topic {r['topic_out']})"
-                )
-            checks.append(verdict)
-        ratio = f"{eps / base_eps:.2f}x" if base_eps else "n/a"
-        lines.append(
-            f"| {LABELS[kind]} | {len(ok)}/{len(kind_runs)} | {eps:,.0f} | {done:.2f} s | "
-            f"{rss:.0f} | {cpu:.1f} | {ratio} | {', '.join(sorted(set(checks)))} |"
-        )
-    return lines, problems
+    return connector_table(
+        runs, expected, n, LABELS, "aiokafka loop", where=lambda r: f" (topic {r['topic_out']})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -733,11 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
     ap.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
-    ap.add_argument("--order-seed", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
-    ap.add_argument("--results-dir", type=Path, default=HERE / "results")
-    ap.add_argument("--json", type=Path, default=None, help="also write the raw runs here")
-    ap.add_argument("--engine", choices=("snapshot", "live"), default="snapshot")
+    add_run_options(ap, HERE / "results")
     ap.add_argument(
         "--peers-python", type=Path, default=PEERS_PYTHON,
         help="interpreter of the quix and faust jobs (default: the venv of peers-kafka/setup.sh)",
@@ -792,23 +747,11 @@ def main(argv: list[str] | None = None) -> int:
         if peers_info:
             print(f"#{peers_info}", flush=True)
         print(f"# expected {expected}", flush=True)
-        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
         started = time.time()
-        for rnd in range(a.rounds):
-            order = list(kinds)
-            random.Random(a.order_seed * 1000 + rnd).shuffle(order)
-            for kind in order:
-                r = run_workload(kind, a, ctx, env)
-                runs[kind].append(r)
-                if "error" in r:
-                    status = "ERROR " + r["error"][-400:]
-                else:
-                    status = (
-                        f"{r['events_per_s']:>10,.0f} ev/s, done {r['done_s']:.2f} s, "
-                        f"RSS {r['peak_rss_kib'] / 1024:.0f} MiB, read {r['per_process_read']}, "
-                        f"out {r['checksum']}"
-                    )
-                print(f"r{rnd} {kind:7s} wall {r['wall']:6.2f}s {status}", flush=True)
+        runs = run_rounds(
+            kinds, a.rounds, a.order_seed, lambda kind: run_workload(kind, a, ctx, env),
+            lambda r: f"read {r['per_process_read']}, ",
+        )  # fmt: skip
         minutes = (time.time() - started) / 60
         load_end = Path("/proc/loadavg").read_text().strip()
         table, problems = build_table(runs, expected, n)

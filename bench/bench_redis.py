@@ -42,7 +42,6 @@ import asyncio
 import json
 import os
 import platform
-import random
 import subprocess
 import sys
 import tempfile
@@ -63,9 +62,9 @@ from _common import (  # noqa: E402
     sum_units,
     window_checksum,
 )
+from _connector_bench import add_run_options, build_table, run_rounds  # noqa: E402
 from bench_kafka import (  # noqa: E402
     Service,
-    _median,
     clock,
     collect,
     engine_for_jobs,
@@ -350,50 +349,11 @@ def run_workload(kind: str, a: argparse.Namespace, ctx: dict[str, Any], env: dic
     }
     try:
         run["checksum"] = asyncio.run(output_checksum(ctx["url"], out))
+        # Checkpoints and the exactly-once sink's marker.
+        asyncio.run(delete_keys(ctx["url"], f"bench-redis-{tag}*"))
     except Exception as exc:
         return {"error": f"reading the output back failed: {exc!r}", "wall": wall}
     return run
-
-
-def build_table(runs: dict[str, list[dict[str, Any]]], expected: dict[str, Any], n: int) -> tuple[list[str], list[str]]:
-    from run import compare_checksum
-
-    lines = [
-        "| workload | runs | events/s (first entry to end of input) | first entry to flow done | "
-        "peak RSS MiB | CPU s | vs redis-py loop | target | output check |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    problems = []
-    base_eps = _median([r["events_per_s"] for r in runs.get("base", []) if "error" not in r])
-    for kind, kind_runs in runs.items():
-        ok = [r for r in kind_runs if "error" not in r]
-        problems += [f"{LABELS[kind]}: {r['error'][-600:]}" for r in kind_runs if "error" in r]
-        if not ok:
-            lines.append(f"| {LABELS[kind]} | 0/{len(kind_runs)} | FAILED | - | - | - | - | - | - |")
-            continue
-        eps = _median([r["events_per_s"] for r in ok])
-        done = _median([r["done_s"] for r in ok])
-        cpu = _median([r["cpu_seconds"] for r in ok])
-        assert eps is not None and done is not None and cpu is not None
-        rss = max(r["peak_rss_kib"] for r in ok) / 1024
-        checks = []
-        for r in ok:
-            verdict = compare_checksum(r["checksum"], expected)
-            if r["read"] != n:
-                verdict = f"MISMATCH (read {r['read']:,} of {n:,})"
-            if verdict.startswith("MISMATCH"):
-                problems.append(f"{LABELS[kind]}: output {r['checksum']} (read {r['read']}) != expected {expected}")
-            checks.append(verdict)
-        ratio = eps / base_eps if base_eps else None
-        target = ""
-        if kind in TARGETS and ratio is not None:
-            target = f">= {TARGETS[kind]}x: " + ("met" if ratio >= TARGETS[kind] else "**missed**")
-        lines.append(
-            f"| {LABELS[kind]} | {len(ok)}/{len(kind_runs)} | {eps:,.0f} | {done:.2f} s | {rss:.0f} | "
-            f"{cpu:.1f} | {'n/a' if ratio is None else f'{ratio:.2f}x'} | {target} | "
-            f"{', '.join(sorted(set(checks)))} |"
-        )
-    return lines, problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,11 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="base,alo,eo,eog")
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
-    ap.add_argument("--order-seed", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
-    ap.add_argument("--results-dir", type=Path, default=HERE / "results")
-    ap.add_argument("--json", type=Path, default=None, help="also write the raw runs here")
-    ap.add_argument("--engine", choices=("snapshot", "live"), default="snapshot")
+    add_run_options(ap, HERE / "results")
     a = ap.parse_args(argv)
     kinds = [k for k in a.only.split(",") if k]
     for k in kinds:
@@ -443,25 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# engine: {engine}", flush=True)
         print(f"# redis: {where}", flush=True)
         print(f"# expected {expected}", flush=True)
-        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
         started = time.time()
-        for rnd in range(a.rounds):
-            order = list(kinds)
-            random.Random(a.order_seed * 1000 + rnd).shuffle(order)
-            for kind in order:
-                r = run_workload(kind, a, ctx, env)
-                runs[kind].append(r)
-                if "error" in r:
-                    status = "ERROR " + r["error"][-400:]
-                else:
-                    status = (
-                        f"{r['events_per_s']:>10,.0f} ev/s, done {r['done_s']:.2f} s, "
-                        f"RSS {r['peak_rss_kib'] / 1024:.0f} MiB, out {r['checksum']}"
-                    )
-                print(f"r{rnd} {kind:5s} wall {r['wall']:6.2f}s {status}", flush=True)
+        runs = run_rounds(kinds, a.rounds, a.order_seed, lambda kind: run_workload(kind, a, ctx, env))
         minutes = (time.time() - started) / 60
         load_end = Path("/proc/loadavg").read_text().strip()
-        table, problems = build_table(runs, expected, n)
+        table, problems = build_table(
+            runs, expected, n, LABELS, "redis-py loop", unit="entry", where=lambda r: f" (stream {r['out']})",
+            targets=TARGETS,
+        )
         header = [
             f"streamcore Redis Streams benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: W2 from "
             f"streams to a stream on {n:,} events ({path.name}), {a.streams} input streams by user, "
@@ -489,18 +434,22 @@ def main(argv: list[str] | None = None) -> int:
         if a.json is not None:
             a.json.write_text(json.dumps({"expected": expected, "runs": runs}, indent=1) + "\n")
         if a.redis_url is not None:
-            asyncio.run(_delete(url, streams))
+            asyncio.run(delete_keys(url, *streams))
         return 1 if problems else 0
     finally:
         stop_services(services, tmp)
 
 
-async def _delete(url: str, streams: list[str]) -> None:
+async def delete_keys(url: str, *patterns: str) -> None:
+    """Delete every key matching one of the glob ``patterns``."""
     import redis.asyncio
 
     client = redis.asyncio.from_url(url)
     try:
-        await client.delete(*streams)
+        for pattern in patterns:
+            names = [name async for name in client.scan_iter(match=pattern, count=1000)]
+            if names:
+                await client.delete(*names)
     finally:
         await client.aclose()
 

@@ -13,23 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from connectors.redis._connection import Connection
-from connectors.redis._fields import default_fields, encode_records, field_encoder
-from streamcore.errors import SinkError
-from streamcore.io import Sink, SinkContext
-from streamcore.state import RedisSettings
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
+from connectors.redis._sink import RedisSink
 
 __all__ = ["RedisHashSink"]
 
 _PERMISSIONS = "+hset +pexpire on the hashes' keys"
 
 
-class RedisHashSink(Sink):
+class RedisHashSink(RedisSink):
     """Writes ``fields(record)`` into the hash ``key(record)`` (``HSET``, so other fields
     of the hash stay); ``ttl`` sets the key's expiry at every write."""
 
@@ -51,44 +44,18 @@ class RedisHashSink(Sink):
             ttl_ms = ttl // timedelta(milliseconds=1) if isinstance(ttl, timedelta) else int(ttl) * 1000
             if ttl_ms < 1:
                 raise ValueError(f"ttl must be positive, got {ttl!r}")
+        super().__init__("RedisHashSink", "Redis hash sink", url, fields, value_format, socket_timeout_s,
+                         connect_retries, _PERMISSIONS)
         self.key = key
-        self.fields = fields if fields is not None else default_fields
         self.ttl_ms = ttl_ms
         """Expiry in milliseconds (an int ``ttl`` is in seconds, as for EXPIRE)."""
-        self.value_format = value_format
-        self._encode = field_encoder(value_format)
-        self.connection = Connection(
-            RedisSettings(url, socket_timeout_s, connect_retries),
-            "RedisHashSink",
-            "Redis hash sink",
-            SinkError,
-            _PERMISSIONS,
-        )
-        self._client: Redis | None = None
 
     def __repr__(self) -> str:
         return f"<RedisHashSink {self.connection.describe()!r} ttl_ms={self.ttl_ms}>"
 
-    def _error(self, message: str) -> SinkError:
-        return SinkError(f"{self.connection.name}: {message}")
-
-    async def open(self, context: SinkContext) -> None:
-        """Connect (and PING)."""
-        await super().open(context)
-        await self.close()
-        self._client = await self.connection.open()
-
-    async def close(self) -> None:
-        """Disconnect; every batch written is already in Redis."""
-        client, self._client = self._client, None
-        await self.connection.close(client)
-
     async def write_batch(self, records: list[Any]) -> None:
         """HSET (and PEXPIRE) each record's fields, in one pipeline per batch."""
-        client = self._client
-        if client is None:
-            raise self._error("write_batch needs open() first")
-        entries = encode_records(records, self.fields, self._encode, self._error)
+        client, entries = self._encoded(records)
         keys = self._keys(records)
         ttl_ms = self.ttl_ms
         try:

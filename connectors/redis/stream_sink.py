@@ -32,12 +32,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.redis._connection import Connection
-from connectors.redis._fields import default_fields, encode_records, field_encoder
+from connectors.redis._sink import RedisSink
 from connectors.redis._staging import PUBLISH, SinkKeys, flatten
 from streamcore.errors import SinkError
-from streamcore.io import Sink, SinkContext
-from streamcore.state.redis_settings import RedisSettings, glob_escape
+from streamcore.io import SinkContext
+from streamcore.state.redis_settings import glob_escape
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -51,7 +50,7 @@ _PUSH_CHUNK = 50_000
 _SCAN_COUNT = 1_000
 
 
-class RedisStreamSink(Sink):
+class RedisStreamSink(RedisSink):
     """Adds each record as an entry of ``stream`` (see the module docstring).
 
     ``fields(record)`` returns the entry's fields (default: a mapping as it is, a
@@ -78,23 +77,14 @@ class RedisStreamSink(Sink):
             raise ValueError("RedisStreamSink needs a stream name")
         if maxlen is not None and maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
+        super().__init__("RedisStreamSink", f"Redis stream sink {stream!r}", url, fields, value_format,
+                         socket_timeout_s, connect_retries, _PERMISSIONS)
         self.stream = stream
-        self.fields = fields if fields is not None else default_fields
         self.maxlen = maxlen
         self.exactly_once = exactly_once
-        self.value_format = value_format
         self.key_prefix = key_prefix
-        self._encode = field_encoder(value_format)
-        self.connection = Connection(
-            RedisSettings(url, socket_timeout_s, connect_retries),
-            "RedisStreamSink",
-            f"Redis stream sink {stream!r}",
-            SinkError,
-            _PERMISSIONS,
-        )
         # Checkpoint hooks only for exactly-once sinks: others are at-least-once.
         self.supports_checkpoints = exactly_once  # type: ignore[misc]
-        self._client: Redis | None = None
         self._restored: dict[str, int] | None = None
         self._reset_run_state()
 
@@ -118,9 +108,6 @@ class RedisStreamSink(Sink):
         mode = "exactly-once" if self.exactly_once else "at-least-once"
         return f"<RedisStreamSink {self.stream!r} {self.connection.describe()!r} {mode}>"
 
-    def _error(self, message: str) -> SinkError:
-        return SinkError(f"{self.connection.name}: {message}")
-
     # -- lifecycle -------------------------------------------------------------------
 
     async def restore(self, state: Any | None) -> None:
@@ -130,15 +117,13 @@ class RedisStreamSink(Sink):
 
     async def open(self, context: SinkContext) -> None:
         """Connect; for exactly once, take an epoch and recover (step 1)."""
-        await super().open(context)
-        await self.close()
         self._reset_run_state()
-        self._client = await self.connection.open()
-        if self.exactly_once:
+        await super().open(context)
+        if self.exactly_once and self._client is not None:
             try:
                 await self._recover(self._client, SinkKeys(self.key_prefix, self.stream, context.flow, context.stage))
             except BaseException:
-                await self._drop_client()
+                await self._disconnect()
                 raise
 
     async def _recover(self, client: Redis, keys: SinkKeys) -> None:
@@ -197,7 +182,7 @@ class RedisStreamSink(Sink):
             if self.exactly_once and keys is not None and not self.context.checkpointing and not self._failed:
                 await self._publish(client, keys, self._epoch, self._seq, self._epoch)
         finally:
-            await self._drop_client()
+            await self._disconnect()
 
     async def abort(self) -> None:
         """The flow failed: nothing more is published; without checkpoints what was staged is deleted."""
@@ -209,20 +194,13 @@ class RedisStreamSink(Sink):
         except SinkError as exc:
             log.warning("cannot delete staged entries stream=%s error=%r", self.stream, str(exc))
         finally:
-            await self._drop_client()
-
-    async def _drop_client(self) -> None:
-        client, self._client = self._client, None
-        await self.connection.close(client)
+            await self._disconnect()
 
     # -- writing ---------------------------------------------------------------------
 
     async def write_batch(self, records: list[Any]) -> None:
         """Add the batch to the stream (at least once) or to the staged list (step 2)."""
-        client = self._client
-        if client is None:
-            raise self._error("write_batch needs open() first")
-        entries = encode_records(records, self.fields, self._encode, self._error)
+        client, entries = self._encoded(records)
         if not entries:
             return
         try:

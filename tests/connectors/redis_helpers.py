@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio
@@ -23,6 +24,24 @@ async def delete_matching(client: redis.asyncio.Redis, *prefixes: str) -> None:
             names = [n async for n in client.scan_iter(match=pattern, count=1000)]
             if names:
                 await client.delete(*names)
+
+
+async def add_entries(client: redis.asyncio.Redis, stream: str, n: int) -> None:
+    """Add ``n`` entries ``{"i": 0}``, ``{"i": 1}``, ... to ``stream``."""
+    async with client.pipeline(transaction=False) as pipe:
+        for i in range(n):
+            pipe.xadd(stream, {"i": i})
+        await pipe.execute()
+
+
+@contextlib.asynccontextmanager
+async def redis_client(url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain redis-py client, closed afterwards."""
+    client = redis.asyncio.from_url(url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 async def stream_fields(client: redis.asyncio.Redis, stream: str) -> list[dict[str, str]]:

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 import redis.asyncio
-from redis_helpers import delete_matching, stream_fields, unique, wait_for
+from redis_helpers import (
+    add_entries,
+    delete_matching,
+    redis_client,
+    stream_fields,
+    unique,
+    wait_for,
+)
 
 import streamcore as sc
 from connectors.memory import IterableSource, ListSink
@@ -22,24 +29,17 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-async def base(redis_url: str) -> AsyncIterator[str]:
-    """A name prefix of this test's own; its keys are deleted afterwards."""
-    name = unique("rs")
-    yield name
-    client = redis.asyncio.from_url(redis_url)
-    try:
-        await delete_matching(client, name)
-    finally:
-        await client.aclose()
+async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    async with redis_client(redis_url) as c:
+        yield c
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    c = redis.asyncio.from_url(redis_url)
-    try:
-        yield c
-    finally:
-        await c.aclose()
+async def base(client: redis.asyncio.Redis) -> AsyncIterator[str]:
+    """A name prefix of this test's own; its keys are deleted afterwards."""
+    name = unique("rs")
+    yield name
+    await delete_matching(client, name)
 
 
 async def start(flow: sc.Dataflow, **run_options: Any) -> asyncio.Task[None]:
@@ -151,8 +151,7 @@ async def test_a_second_session_resumes_exactly_after_the_last_entry_returned(
     redis_url: str, base: str, client: redis.asyncio.Redis
 ) -> None:
     stream = f"{base}:s"
-    for i in range(30):
-        await client.xadd(stream, {"i": i})
+    await add_entries(client, stream, 30)
     first = RedisStreamSource(stream, url=redis_url, count=7)
     await first.open(SourceContext("first"))
     try:
@@ -276,8 +275,7 @@ async def test_a_group_acknowledges_entries_only_when_commit_offsets_is_called(
     redis_url: str, base: str, client: redis.asyncio.Redis
 ) -> None:
     stream, group = f"{base}:s", f"{base}-g"
-    for i in range(10):
-        await client.xadd(stream, {"i": i})
+    await add_entries(client, stream, 10)
     source = RedisStreamSource(stream, url=redis_url, group=group, consumer="c1", count=4)
     await source.open(SourceContext("group"))
     try:
@@ -298,8 +296,7 @@ async def test_a_restarted_group_consumer_reads_its_pending_entries_after_the_po
     redis_url: str, base: str, client: redis.asyncio.Redis
 ) -> None:
     stream, group = f"{base}:s", f"{base}-g"
-    for i in range(10):
-        await client.xadd(stream, {"i": i})
+    await add_entries(client, stream, 10)
     source = RedisStreamSource(stream, url=redis_url, group=group, consumer="c1", count=3)
     await source.open(SourceContext("crashing"))
     try:
@@ -322,8 +319,7 @@ async def test_entries_a_group_delivers_again_after_going_back_are_not_processed
     redis_url: str, base: str, client: redis.asyncio.Redis
 ) -> None:
     stream, group = f"{base}:s", f"{base}-g"
-    for i in range(6):
-        await client.xadd(stream, {"i": i})
+    await add_entries(client, stream, 6)
     source = RedisStreamSource(stream, url=redis_url, group=group, consumer="c1")
     await source.open(SourceContext("group"))
     try:
@@ -369,8 +365,7 @@ async def test_a_checkpointed_flow_acknowledges_entries_after_the_checkpoint_com
     redis_url: str, base: str, client: redis.asyncio.Redis
 ) -> None:
     stream, group = f"{base}:s", f"{base}-g"
-    for i in range(50):
-        await client.xadd(stream, {"i": i})
+    await add_entries(client, stream, 50)
     flow = sc.Dataflow(f"{base}-ack")
     out = ListSink()
     flow.source(RedisStreamSource(stream, url=redis_url, group=group, consumer="c"), name="redis").sink(out)

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio
-from redis_helpers import delete_matching, stream_fields, unique
+from redis_helpers import delete_matching, redis_client, stream_fields, unique
+from test_kafka_exactly_once import events
 
 import streamcore as sc
 from connectors.memory import IterableSource
@@ -33,19 +34,8 @@ pytestmark = pytest.mark.redis
 
 ROOT = Path(__file__).parents[2]
 JOB = "tests/connectors/redis_crash_job.py:flow"
-EVENTS = 12_000
-USERS = 60
 DEADLINE_S = 90.0
 CHECKPOINT = re.compile(rb"checkpoint complete flow=\S+ checkpoint=(\d+)")
-
-
-def events() -> list[dict[str, Any]]:
-    rng = random.Random(3)
-    t, out = 0, []
-    for _ in range(EVENTS):
-        t += rng.randint(0, 5)
-        out.append({"user": f"u{rng.randint(0, USERS - 1)}", "amount": rng.randint(0, 100), "ts": t})
-    return out
 
 
 def expected(records: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[int, int]]:
@@ -63,11 +53,8 @@ def as_entries(windows: dict[tuple[str, int], tuple[int, int]]) -> Counter[tuple
 
 @pytest.fixture
 async def client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    c = redis.asyncio.from_url(redis_url)
-    try:
+    async with redis_client(redis_url) as c:
         yield c
-    finally:
-        await c.aclose()
 
 
 class Job:
@@ -231,13 +218,19 @@ def eo_sink(redis_url: str, stream: str) -> RedisStreamSink:
     return RedisStreamSink(stream, url=redis_url, exactly_once=True, key_prefix=stream)
 
 
+async def opened_eo_sink(redis_url: str, stream: str, state: Any = None) -> RedisStreamSink:
+    """An exactly-once sink restored from ``state`` and opened as under checkpointing."""
+    sink = eo_sink(redis_url, stream)
+    await sink.restore(state)
+    await sink.open(SinkContext("out", "f", checkpointing=True))
+    return sink
+
+
 async def test_entries_are_invisible_until_the_checkpoint_commits_and_a_repeated_commit_adds_nothing(
     redis_url: str, sink_base: str, client: redis.asyncio.Redis
 ) -> None:
     stream = f"{sink_base}:out"
-    sink = eo_sink(redis_url, stream)
-    await sink.restore(None)
-    await sink.open(SinkContext("out", "f", checkpointing=True))
+    sink = await opened_eo_sink(redis_url, stream)
     try:
         await sink.write_batch([{"i": 1}, {"i": 2}])
         state = sink.pre_commit(1)
@@ -255,9 +248,7 @@ async def test_restore_after_a_crash_before_commit_publishes_once_and_drops_what
     redis_url: str, sink_base: str, client: redis.asyncio.Redis
 ) -> None:
     stream = f"{sink_base}:out"
-    first = eo_sink(redis_url, stream)
-    await first.restore(None)
-    await first.open(SinkContext("out", "f", checkpointing=True))
+    first = await opened_eo_sink(redis_url, stream)
     await first.write_batch([{"i": 1}])
     state1 = first.pre_commit(1)
     await first.commit(1, state1)
@@ -265,9 +256,7 @@ async def test_restore_after_a_crash_before_commit_publishes_once_and_drops_what
     state2 = first.pre_commit(2)  # checkpoint 2 completes, then the process dies before commit
     await first.write_batch([{"i": "after 2"}])  # replayed after the restart: must not appear
     first._client = None  # what a SIGKILL leaves: no close
-    second = eo_sink(redis_url, stream)
-    await second.restore(state2)
-    await second.open(SinkContext("out", "f", checkpointing=True))
+    second = await opened_eo_sink(redis_url, stream, state2)
     try:
         assert [f["i"] for f in await stream_fields(client, stream)] == ["1", "2"]
         await second.write_batch([{"i": 3}])
