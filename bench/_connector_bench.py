@@ -8,15 +8,42 @@ A run is a dict with ``events_per_s``, ``done_s``, ``peak_rss_kib``, ``cpu_secon
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import random
 import statistics
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_run_options", "build_table", "median", "run_rounds"]
+__all__ = ["add_run_options", "build_table", "median", "run_flow_timed", "run_job", "run_rounds"]
+
+from _common import RESULT_PREFIX, peak_rss_kib
 
 Run = dict[str, Any]
+
+
+def run_job(job: Callable[[argparse.Namespace], Awaitable[dict[str, Any]]], a: argparse.Namespace) -> None:
+    """Inside a job process: run ``job``, add its CPU time and peak RSS, print the result line."""
+    cpu0 = time.process_time()
+    result = asyncio.run(job(a))
+    result["cpu_seconds"] = round(time.process_time() - cpu0, 3)
+    result["peak_rss_kib"] = peak_rss_kib()
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+async def run_flow_timed(flow: Any, exactly_once: bool, redis_url: str, key_prefix: str, interval_s: float) -> float:
+    """Run ``flow`` (exactly once: with Redis checkpoints every ``interval_s``); the
+    monotonic time it ended."""
+    import streamcore as sc
+
+    checkpoint = None
+    if exactly_once:
+        store = sc.RedisStateStore(redis_url, key_prefix=key_prefix)
+        checkpoint = sc.Checkpointing(store, interval=interval_s)
+    await flow.run(checkpoint=checkpoint)
+    return time.monotonic()
 
 
 def add_run_options(ap: argparse.ArgumentParser, results_dir: Path) -> None:

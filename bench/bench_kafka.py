@@ -91,15 +91,13 @@ sys.path.insert(0, str(HERE))
 
 from _common import (  # noqa: E402
     OUT_OF_ORDER_MS,
-    RESULT_PREFIX,
     TUMBLE_MS,
     job_env,
     parse_result,
-    peak_rss_kib,
     sum_units,
     window_checksum,
 )
-from _connector_bench import add_run_options, run_rounds  # noqa: E402
+from _connector_bench import add_run_options, run_flow_timed, run_job, run_rounds  # noqa: E402
 from _connector_bench import build_table as connector_table  # noqa: E402
 from gen_events import DEFAULT_SEED, cached_events  # noqa: E402
 
@@ -307,12 +305,7 @@ async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
             )
         )
     )
-    checkpoint = None
-    if a.exactly_once:
-        store = sc.RedisStateStore(a.redis_url, key_prefix=a.key_prefix)
-        checkpoint = sc.Checkpointing(store, interval=CHECKPOINT_INTERVAL_S)
-    await flow.run(checkpoint=checkpoint)
-    done = clock()
+    done = await run_flow_timed(flow, a.exactly_once, a.redis_url, a.key_prefix, CHECKPOINT_INTERVAL_S)
     return {**source.stats, "done": done}
 
 
@@ -333,12 +326,7 @@ def job_main(argv: list[str]) -> None:
     ap.add_argument("--peers-dir", default="")
     ap.add_argument("--peers", type=int, default=1)
     a = ap.parse_args(argv)
-    cpu0 = time.process_time()
-    job = job_base if a.kind == "base" else job_streamcore
-    result = asyncio.run(job(a))
-    result["cpu_seconds"] = round(time.process_time() - cpu0, 3)
-    result["peak_rss_kib"] = peak_rss_kib()
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    run_job(job_base if a.kind == "base" else job_streamcore, a)
 
 
 # ---------------------------------------------------------------------------------------

@@ -56,13 +56,11 @@ sys.path.insert(0, str(HERE))
 
 from _common import (  # noqa: E402
     OUT_OF_ORDER_MS,
-    RESULT_PREFIX,
     TUMBLE_MS,
-    peak_rss_kib,
     sum_units,
     window_checksum,
 )
-from _connector_bench import add_run_options, build_table, run_rounds  # noqa: E402
+from _connector_bench import add_run_options, build_table, run_flow_timed, run_job, run_rounds  # noqa: E402
 from bench_kafka import (  # noqa: E402
     Service,
     clock,
@@ -220,12 +218,7 @@ async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
         .map(lambda w: out_record(w.key, w.start, w.value["n"], w.value["total"]))
         .sink(RedisStreamSink(a.out, url=a.url, exactly_once=a.exactly_once, key_prefix=a.key_prefix))
     )
-    checkpoint = None
-    if a.exactly_once:
-        store = sc.RedisStateStore(a.url, key_prefix=a.key_prefix)
-        checkpoint = sc.Checkpointing(store, interval=CHECKPOINT_INTERVAL_S)
-    await flow.run(checkpoint=checkpoint)
-    done = clock()
+    done = await run_flow_timed(flow, a.exactly_once, a.url, a.key_prefix, CHECKPOINT_INTERVAL_S)
     return {**source.stats, "done": done}
 
 
@@ -240,12 +233,7 @@ def job_main(argv: list[str]) -> None:
     ap.add_argument("--exactly-once", action="store_true")
     ap.add_argument("--key-prefix", default="bench-redis")
     a = ap.parse_args(argv)
-    cpu0 = time.process_time()
-    job = job_base if a.kind == "base" else job_streamcore
-    result = asyncio.run(job(a))
-    result["cpu_seconds"] = round(time.process_time() - cpu0, 3)
-    result["peak_rss_kib"] = peak_rss_kib()
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    run_job(job_base if a.kind == "base" else job_streamcore, a)
 
 
 # ---------------------------------------------------------------------------------------
