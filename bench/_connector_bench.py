@@ -17,7 +17,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_run_options", "build_table", "median", "run_flow_timed", "run_job", "run_rounds"]
+__all__ = [
+    "add_run_options", "build_table", "median", "run_flow_timed", "run_job", "run_rounds", "write_report",
+]  # fmt: skip
 
 from _common import RESULT_PREFIX, peak_rss_kib
 
@@ -145,3 +147,18 @@ def build_table(
             f"{', '.join(sorted(set(checks)))} |"
         )
     return lines, problems
+
+
+def write_report(
+    lines: list[str], problems: list[str], results_dir: Path, name: str, raw_path: Path | None, raw: Any
+) -> None:
+    """Print the report (``lines`` then the checks), write it to ``results_dir/name`` and
+    the raw runs to ``raw_path`` (when given)."""
+    footer = ["", "Checks: all runs completed and the outputs agree." if not problems else "Problems:"]
+    footer += [f"- {p}" for p in problems]
+    md = "\n".join([*lines, *footer]) + "\n"
+    print("\n" + md, flush=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / name).write_text(md)
+    if raw_path is not None:
+        raw_path.write_text(json.dumps(raw, indent=1) + "\n")

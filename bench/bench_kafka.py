@@ -97,7 +97,7 @@ from _common import (  # noqa: E402
     sum_units,
     window_checksum,
 )
-from _connector_bench import add_run_options, run_flow_timed, run_job, run_rounds  # noqa: E402
+from _connector_bench import add_run_options, run_flow_timed, run_job, run_rounds, write_report  # noqa: E402
 from _connector_bench import build_table as connector_table  # noqa: E402
 from gen_events import DEFAULT_SEED, cached_events  # noqa: E402
 
@@ -777,14 +777,8 @@ def main(argv: list[str] | None = None) -> int:
                 "by the largest ts of its own partition minus 2 s (the aiokafka loop: the minimum",
                 "over partitions); same output on this input, which has no late record.",
             ]
-        footer = ["", "Checks: all runs completed and the outputs agree." if not problems else "Problems:"]
-        footer += [f"- {p}" for p in problems]
-        md = "\n".join([*header, "", *table, *notes, *footer]) + "\n"
-        print("\n" + md, flush=True)
-        a.results_dir.mkdir(parents=True, exist_ok=True)
-        (a.results_dir / "kafka.md").write_text(md)
-        if a.json is not None:
-            a.json.write_text(json.dumps({"expected": expected, "runs": runs}, indent=1) + "\n")
+        write_report([*header, "", *table, *notes], problems, a.results_dir, "kafka.md", a.json,
+                     {"expected": expected, "runs": runs})
         return 1 if problems else 0
     finally:
         stop_services(services, tmp)

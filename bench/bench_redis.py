@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import subprocess
@@ -60,7 +59,14 @@ from _common import (  # noqa: E402
     sum_units,
     window_checksum,
 )
-from _connector_bench import add_run_options, build_table, run_flow_timed, run_job, run_rounds  # noqa: E402
+from _connector_bench import (  # noqa: E402
+    add_run_options,
+    build_table,
+    run_flow_timed,
+    run_job,
+    run_rounds,
+    write_report,
+)
 from bench_kafka import (  # noqa: E402
     Service,
     clock,
@@ -413,14 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             "published by the final checkpoint's commit). Output check: the output stream read",
             "back against the windows computed from the input file.",
         ]
-        footer = ["", "Checks: all runs completed and the outputs agree." if not problems else "Problems:"]
-        footer += [f"- {p}" for p in problems]
-        md = "\n".join([*header, "", *table, *notes, *footer]) + "\n"
-        print("\n" + md, flush=True)
-        a.results_dir.mkdir(parents=True, exist_ok=True)
-        (a.results_dir / "redis.md").write_text(md)
-        if a.json is not None:
-            a.json.write_text(json.dumps({"expected": expected, "runs": runs}, indent=1) + "\n")
+        write_report([*header, "", *table, *notes], problems, a.results_dir, "redis.md", a.json,
+                     {"expected": expected, "runs": runs})
         if a.redis_url is not None:
             asyncio.run(delete_keys(url, *streams))
         return 1 if problems else 0
