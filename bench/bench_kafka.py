@@ -76,10 +76,8 @@ import asyncio
 import json
 import os
 import platform
-import random
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,14 +91,14 @@ sys.path.insert(0, str(HERE))
 
 from _common import (  # noqa: E402
     OUT_OF_ORDER_MS,
-    RESULT_PREFIX,
     TUMBLE_MS,
     job_env,
     parse_result,
-    peak_rss_kib,
     sum_units,
     window_checksum,
 )
+from _connector_bench import add_run_options, run_flow_timed, run_job, run_rounds, write_report  # noqa: E402
+from _connector_bench import build_table as connector_table  # noqa: E402
 from gen_events import DEFAULT_SEED, cached_events  # noqa: E402
 
 ROOT = HERE.parent
@@ -307,12 +305,7 @@ async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
             )
         )
     )
-    checkpoint = None
-    if a.exactly_once:
-        store = sc.RedisStateStore(a.redis_url, key_prefix=a.key_prefix)
-        checkpoint = sc.Checkpointing(store, interval=CHECKPOINT_INTERVAL_S)
-    await flow.run(checkpoint=checkpoint)
-    done = clock()
+    done = await run_flow_timed(flow, a.exactly_once, a.redis_url, a.key_prefix, CHECKPOINT_INTERVAL_S)
     return {**source.stats, "done": done}
 
 
@@ -333,12 +326,7 @@ def job_main(argv: list[str]) -> None:
     ap.add_argument("--peers-dir", default="")
     ap.add_argument("--peers", type=int, default=1)
     a = ap.parse_args(argv)
-    cpu0 = time.process_time()
-    job = job_base if a.kind == "base" else job_streamcore
-    result = asyncio.run(job(a))
-    result["cpu_seconds"] = round(time.process_time() - cpu0, 3)
-    result["peak_rss_kib"] = peak_rss_kib()
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    run_job(job_base if a.kind == "base" else job_streamcore, a)
 
 
 # ---------------------------------------------------------------------------------------
@@ -668,53 +656,12 @@ def run_workload(
     return run
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def build_table(
     runs: dict[str, list[dict[str, Any]]], expected: dict[str, Any], n: int
 ) -> tuple[list[str], list[str]]:
-    from run import compare_checksum
-
-    lines = [
-        "| workload | runs | events/s (first record to end of input) | first record to flow done | "
-        "peak RSS MiB | CPU s | vs aiokafka loop | output check |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    problems = []
-    base_ok = [r for r in runs.get("base", []) if "error" not in r]
-    base_eps = _median([r["events_per_s"] for r in base_ok])
-    for kind, kind_runs in runs.items():
-        ok = [r for r in kind_runs if "error" not in r]
-        for r in kind_runs:
-            if "error" in r:
-                problems.append(f"{LABELS[kind]}: {r['error'][-600:]}")
-        if not ok:
-            lines.append(f"| {LABELS[kind]} | 0/{len(kind_runs)} | FAILED | - | - | - | - | - |")
-            continue
-        eps = _median([r["events_per_s"] for r in ok])
-        assert eps is not None
-        done = _median([r["done_s"] for r in ok])
-        rss = max(r["peak_rss_kib"] for r in ok) / 1024
-        cpu = _median([r["cpu_seconds"] for r in ok])
-        checks = []
-        for r in ok:
-            verdict = compare_checksum(r["checksum"], expected)
-            if r["read"] != n:
-                verdict = f"MISMATCH (read {r['read']:,} of {n:,})"
-            if verdict.startswith("MISMATCH"):
-                problems.append(
-                    f"{LABELS[kind]}: output {r['checksum']} (read {r['read']}) "
-                    f"!= expected {expected} (topic {r['topic_out']})"
-                )
-            checks.append(verdict)
-        ratio = f"{eps / base_eps:.2f}x" if base_eps else "n/a"
-        lines.append(
-            f"| {LABELS[kind]} | {len(ok)}/{len(kind_runs)} | {eps:,.0f} | {done:.2f} s | "
-            f"{rss:.0f} | {cpu:.1f} | {ratio} | {', '.join(sorted(set(checks)))} |"
-        )
-    return lines, problems
+    return connector_table(
+        runs, expected, n, LABELS, "aiokafka loop", where=lambda r: f" (topic {r['topic_out']})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -733,11 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
     ap.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
-    ap.add_argument("--order-seed", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
-    ap.add_argument("--results-dir", type=Path, default=HERE / "results")
-    ap.add_argument("--json", type=Path, default=None, help="also write the raw runs here")
-    ap.add_argument("--engine", choices=("snapshot", "live"), default="snapshot")
+    add_run_options(ap, HERE / "results")
     ap.add_argument(
         "--peers-python", type=Path, default=PEERS_PYTHON,
         help="interpreter of the quix and faust jobs (default: the venv of peers-kafka/setup.sh)",
@@ -792,23 +735,11 @@ def main(argv: list[str] | None = None) -> int:
         if peers_info:
             print(f"#{peers_info}", flush=True)
         print(f"# expected {expected}", flush=True)
-        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
         started = time.time()
-        for rnd in range(a.rounds):
-            order = list(kinds)
-            random.Random(a.order_seed * 1000 + rnd).shuffle(order)
-            for kind in order:
-                r = run_workload(kind, a, ctx, env)
-                runs[kind].append(r)
-                if "error" in r:
-                    status = "ERROR " + r["error"][-400:]
-                else:
-                    status = (
-                        f"{r['events_per_s']:>10,.0f} ev/s, done {r['done_s']:.2f} s, "
-                        f"RSS {r['peak_rss_kib'] / 1024:.0f} MiB, read {r['per_process_read']}, "
-                        f"out {r['checksum']}"
-                    )
-                print(f"r{rnd} {kind:7s} wall {r['wall']:6.2f}s {status}", flush=True)
+        runs = run_rounds(
+            kinds, a.rounds, a.order_seed, lambda kind: run_workload(kind, a, ctx, env),
+            lambda r: f"read {r['per_process_read']}, ",
+        )  # fmt: skip
         minutes = (time.time() - started) / 60
         load_end = Path("/proc/loadavg").read_text().strip()
         table, problems = build_table(runs, expected, n)
@@ -846,14 +777,8 @@ def main(argv: list[str] | None = None) -> int:
                 "by the largest ts of its own partition minus 2 s (the aiokafka loop: the minimum",
                 "over partitions); same output on this input, which has no late record.",
             ]
-        footer = ["", "Checks: all runs completed and the outputs agree." if not problems else "Problems:"]
-        footer += [f"- {p}" for p in problems]
-        md = "\n".join([*header, "", *table, *notes, *footer]) + "\n"
-        print("\n" + md, flush=True)
-        a.results_dir.mkdir(parents=True, exist_ok=True)
-        (a.results_dir / "kafka.md").write_text(md)
-        if a.json is not None:
-            a.json.write_text(json.dumps({"expected": expected, "runs": runs}, indent=1) + "\n")
+        write_report([*header, "", *table, *notes], problems, a.results_dir, "kafka.md", a.json,
+                     {"expected": expected, "runs": runs})
         return 1 if problems else 0
     finally:
         stop_services(services, tmp)

@@ -30,6 +30,7 @@ AGGREGATORS = ["count", "sum", "min", "max", "mean", "first", "last", "collect"]
 CONNECTORS = {
     "connectors.kafka": ["KafkaRecord", "KafkaSink", "KafkaSource"],
     "connectors.memory": ["IterableSource", "ListSink", "QueueSink", "QueueSource"],
+    "connectors.redis": ["RedisHashSink", "RedisStreamRecord", "RedisStreamSink", "RedisStreamSource"],
     "connectors.files": [
         "AvroSink",
         "AvroSource",

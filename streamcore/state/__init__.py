@@ -1,7 +1,8 @@
 """State: where actors' snapshots and batch task results are kept between runs.
 
 ``StateStore`` is the interface; ``MemoryStateStore`` (embedded default) and
-``RedisStateStore`` are the backends; ``serde`` turns values into the bytes they store.
+``RedisStateStore`` are the backends (``RedisSettings``: how to reach Redis, shared
+with the Redis connectors); ``serde`` turns values into the bytes they store.
 Importing this package never imports redis-py: ``RedisStateStore`` imports it when one
 is created.
 Design: docs/state.md
@@ -9,6 +10,7 @@ Design: docs/state.md
 
 from streamcore.state.memory import MemoryStateStore
 from streamcore.state.redis import RedisStateStore
+from streamcore.state.redis_settings import RedisSettings
 from streamcore.state.serde import (
     Codec,
     CodecRegistry,
@@ -26,6 +28,7 @@ __all__ = [
     "JsonCodec",
     "MemoryStateStore",
     "PickleCodec",
+    "RedisSettings",
     "RedisStateStore",
     "StateStore",
     "StateStoreStatistics",

@@ -27,9 +27,14 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from streamcore.errors import StateError
+from streamcore.state.redis_settings import (
+    RedisSettings,
+    close_quietly,
+    glob_escape,
+    mask_url_password,
+)
 from streamcore.state.store import (
     BytesLike,
     Fence,
@@ -53,8 +58,6 @@ _CHUNK_KEYS = 10_000
 # SCAN's COUNT is a hint of how many slots to visit per call; larger means fewer
 # round trips for big namespaces at the price of slightly longer server pauses.
 _SCAN_COUNT = 5_000
-_SCHEMES = ("redis", "rediss", "unix")
-_GLOB_SPECIALS = "\\*?[]"
 _T = TypeVar("_T")
 
 # KEYS: the fence key, then the keys to delete, then the keys to put.
@@ -81,28 +84,6 @@ return {0, deleted}
 """
 
 
-def mask_url_password(url: str) -> str:
-    """``url`` with the password (in the user info or a ``password=`` query) shown as ``***``."""
-    parts = urlsplit(url)
-    masked = url
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        user = userinfo.split(":", 1)[0]
-        masked = masked.replace(f"//{parts.netloc}", f"//{user}:***@{hostport}", 1)
-    if parts.query:
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if any(name.lower() == "password" for name, _ in pairs):
-            hidden = [(n, "***" if n.lower() == "password" else v) for n, v in pairs]
-            masked = masked.replace(f"?{parts.query}", "?" + urlencode(hidden, safe="*"), 1)
-    return masked
-
-
-def _glob_escape(text: str) -> str:
-    for special in _GLOB_SPECIALS:
-        text = text.replace(special, "\\" + special)
-    return text
-
-
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -126,38 +107,20 @@ class RedisStateStore(StateStore):
         socket_timeout_s: float = 5.0,
         connect_retries: int = 3,
     ) -> None:
-        self._safe_url = mask_url_password(url)
-        try:
-            import redis.asyncio.connection
-        except ImportError as exc:
-            raise StateError(
-                f"RedisStateStore({self._safe_url!r}) needs the redis package; "
-                "install it with: pip install 'streamcore[redis]'"
-            ) from exc
-        scheme = urlsplit(url).scheme
-        if scheme not in _SCHEMES:
-            raise StateError(
-                f"unsupported Redis URL {self._safe_url!r}: the scheme must be redis://, "
-                "rediss:// (TLS) or unix://, e.g. redis://localhost:6379/0"
-            )
-        try:
-            redis.asyncio.connection.parse_url(url)
-        except ValueError as exc:
-            raise StateError(f"invalid Redis URL {self._safe_url!r}: {exc}") from exc
-        if socket_timeout_s <= 0:
-            raise ValueError(f"socket_timeout_s must be positive, got {socket_timeout_s}")
-        if connect_retries < 0:
-            raise ValueError(f"connect_retries must be >= 0, got {connect_retries}")
+        # ValueError for a bad timeout or retry count, as before the settings were shared.
+        self._settings = RedisSettings(url, socket_timeout_s, connect_retries)
+        self._safe_url = self._settings.describe()
+        problem = self._settings.problem("RedisStateStore")
+        if problem is not None:
+            raise StateError(problem)
         self._url = url
         self._key_prefix = key_prefix
         self._prefix = f"{key_prefix}:" if key_prefix else ""
         self._prefix_bytes = self._prefix.encode()
-        self._socket_timeout_s = socket_timeout_s
-        self._connect_retries = connect_retries
         self._client: Redis | None = None
         # Two tasks opening at once must share one client, not leak the first.
         self._open_lock = asyncio.Lock()
-        self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._redis_errors = self._settings.errors()
         self._counters = dict.fromkeys(
             ("commits", "keys_written", "keys_deleted", "bytes_written", "keys_read", "bytes_read"),
             0,
@@ -192,25 +155,17 @@ class RedisStateStore(StateStore):
                 self._client = await self._connect()
 
     async def _connect(self) -> Redis:
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import ExponentialWithJitterBackoff
-
-        client = redis.asyncio.from_url(
-            self._url,
-            socket_timeout=self._socket_timeout_s,
-            socket_connect_timeout=self._socket_timeout_s,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), self._connect_retries),
-            decode_responses=False,
-        )
         try:
-            await client.ping()
+            client = await self._settings.connect()
+        except self._redis_errors as exc:
+            raise self._open_error(exc) from exc
+        try:
             await self._warn_if_evicting(client)
-        except (redis.RedisError, OSError) as exc:
-            await self._close_quietly(client)
+        except self._redis_errors as exc:
+            await close_quietly(client)
             raise self._open_error(exc) from exc
         except BaseException:
-            await self._close_quietly(client)
+            await close_quietly(client)
             raise
         return client
 
@@ -218,7 +173,7 @@ class RedisStateStore(StateStore):
         """Disconnect; the data stays in Redis."""
         client, self._client = self._client, None
         if client is not None:
-            await self._close_quietly(client)
+            await close_quietly(client)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         """The values of those keys that exist, read atomically."""
@@ -347,7 +302,7 @@ class RedisStateStore(StateStore):
     async def _scan_names(self, client: Redis, prefix: str) -> list[bytes]:
         """Full Redis names under ``prefix``, sorted, each once."""
         full_prefix = (self._prefix + prefix).encode()
-        pattern = _glob_escape(self._prefix + prefix).encode() + b"*"
+        pattern = glob_escape(self._prefix + prefix).encode() + b"*"
         seen: set[bytes] = set()
         cursor: Any = 0
         try:
@@ -399,60 +354,15 @@ class RedisStateStore(StateStore):
                 policy,
             )
 
-    async def _close_quietly(self, client: Redis) -> None:
-        try:
-            await client.aclose()
-        except Exception as exc:
-            # The connection may already be broken; closing must not mask the real error.
-            log.debug("error closing Redis client for %s: %r", self._safe_url, exc)
-
     def _open_error(self, exc: BaseException) -> StateError:
-        from redis import exceptions as rx
-
-        attempts = self._connect_retries + 1
         where = f"cannot open the Redis state store at {self._safe_url}"
-        cause = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
-        if isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
-            hint = (
-                "check the user name and password in the URL (redis://user:password@host:port/db)"
-            )
-        elif isinstance(exc, rx.NoPermissionError):
-            hint = "the Redis user lacks a permission; grant it +ping and the key commands"
-        elif isinstance(exc, rx.ConnectionError | rx.TimeoutError | OSError):
-            hint = (
-                f"tried {attempts} time(s); check that redis-server is running and reachable at "
-                "that host and port (firewall, bind address), that the db number exists, and "
-                "for TLS that the URL starts with rediss:// with the right ssl_* options"
-            )
-        else:
-            hint = "check the db number and the server's configuration"
-        return StateError(f"{where}: {cause}; {hint}")
+        return StateError(f"{where}: {self._settings.open_hint(exc)}")
 
     def _map_error(self, exc: Exception, what: str) -> StateError:
         """The ``StateError`` for a failed Redis operation, with a hint of what to check."""
-        from redis import exceptions as rx
-
-        if isinstance(exc, rx.OutOfMemoryError) or "OOM" in str(exc):
-            hint = "Redis reached maxmemory; raise maxmemory or keep fewer checkpoints"
-        elif isinstance(exc, rx.ReadOnlyError):
-            hint = "the URL points at a read-only replica; point it at the primary"
-        elif isinstance(exc, rx.NoPermissionError):
-            hint = (
-                f"the Redis user lacks a permission; grant it the keys "
-                f"'{_glob_escape(self._prefix)}*' and +@read +@write +multi +exec +scan"
-            )
-        elif isinstance(exc, rx.AuthenticationError):
-            hint = "check the user name and password in the URL"
-        elif isinstance(exc, rx.TimeoutError):
-            hint = (
-                f"no reply within socket_timeout_s={self._socket_timeout_s}; check the "
-                "server's load and the network, or raise socket_timeout_s"
-            )
-        elif isinstance(exc, rx.ConnectionError | OSError):
-            hint = "the connection failed; check that redis-server is still running and reachable"
-        else:
-            hint = "see the Redis error above"
+        permissions = (
+            f"the keys '{glob_escape(self._prefix)}*' and +@read +@write +multi +exec +scan"
+        )
         return StateError(
-            f"Redis {what} failed at {self._safe_url}: {type(exc).__name__}: "
-            f"{str(exc).rstrip('.')}; {hint}"
+            f"Redis {what} failed at {self._safe_url}: {self._settings.failure_hint(exc, permissions, when_full='keep fewer checkpoints')}"
         )
