@@ -378,8 +378,9 @@ class Runtime:
             everything = [t for t in tasks if not t.done()]
             for t in everything:
                 t.cancel()
-            if everything:
-                await asyncio.gather(*everything, return_exceptions=True)
+            # `suspended` too: a cancelled task ends only when it runs once more, and
+            # once every actor is done nothing else awaits before run() returns.
+            await asyncio.gather(suspended, *everything, return_exceptions=True)
             for box in self.mailboxes.values():
                 box.close()
 

@@ -566,6 +566,19 @@ async def test_no_flow_task_is_left_running_after_run_returns() -> None:
     assert asyncio.all_tasks() - before == set()  # the async iterable's pump is gone too
 
 
+async def test_no_task_is_left_behind_when_run_is_awaited_in_the_callers_own_task() -> None:
+    # Without a wrapping task (3.11's wait_for made one) nothing runs between run()'s
+    # return and this check, so a task run() cancelled but did not await is still there.
+    before = asyncio.all_tasks()
+    out = ListSink()
+    flow = sc.Dataflow("cleanup-direct")
+    flow.source(IterableSource([1, 2, 3])).sink(out)
+    async with asyncio.timeout(10):
+        await flow.run()
+    assert out.items == [1, 2, 3]
+    assert asyncio.all_tasks() - before == set()
+
+
 async def test_cancelling_run_cancels_every_actor() -> None:
     gated = GatedSink()
     flow = sc.Dataflow("cancelled", mailbox_capacity=10)
