@@ -7,6 +7,7 @@ timings of so small a run mean nothing and are not asserted.
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,21 @@ def test_every_checksum_matches_the_bare_loop(tmp_path: Path) -> None:
     # The table reports the same verdict.
     table = (tmp_path / "latest.md").read_text()
     assert "MISMATCH" not in table and "FAILED" not in table
+
+
+def test_the_interpreter_to_run_the_jobs_with_can_be_chosen(tmp_path: Path) -> None:
+    args = ["--events", "2000", "--rounds", "1", "--only", "hop10", "--python", sys.executable]
+    proc = subprocess.run(
+        [sys.executable, str(RUN), *args, "--results-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    raw = json.loads((tmp_path / "latest.json").read_text())
+    assert [(j["impl"], j["python"]) for j in raw["jobs"]] == [
+        ("bare", platform.python_version()),
+        ("streamcore", platform.python_version()),
+    ]
+    assert f"Python {platform.python_version()}," in (tmp_path / "latest.md").read_text()
