@@ -35,12 +35,6 @@ def browser() -> Any:
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
-# The page redraws its elements on every poll: an element found by one WebDriver call can
-# be gone (stale) by the next one, so each read is a single script run in the page.
-TEXT_OF = "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';"
-STAGES = "return [...document.querySelectorAll('g.stage')].map(g => g.dataset.stage);"
-
-
 def test_the_live_page_draws_every_stage_and_its_numbers_change(tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
@@ -54,20 +48,21 @@ def test_the_live_page_draws_every_stage_and_its_numbers_change(tmp_path: Path) 
         driver = browser()
         driver.get(f"http://127.0.0.1:{port}/")
 
-        def text_of(selector: str) -> str:
-            return str(driver.execute_script(TEXT_OF, selector)).strip()
+        def stages() -> list[str]:
+            return [g.get_attribute("data-stage") for g in driver.find_elements(By.CSS_SELECTOR, "g.stage")]
 
-        wait_until(lambda: driver.execute_script(STAGES) == ["events", "key_by", "counts", "out"], "every stage drawn")
-        assert text_of("#flow") == "served"
+        wait_until(lambda: stages() == ["events", "key_by", "counts", "out"], "every stage drawn")
+        assert driver.find_element(By.ID, "flow").text == "served"
 
         def records() -> str:
-            return text_of('g.stage[data-stage="events"] [data-field="records"]')
+            boxes = driver.find_elements(By.CSS_SELECTOR, 'g.stage[data-stage="events"] [data-field="records"]')
+            return boxes[0].text if boxes else ""
 
         first = records()
         wait_until(lambda: records() not in ("", first), "the source's count to change")
         wait_until(
-            lambda: (text_of('g.stage[data-stage="events"] [data-field="rate"]').split() or [""])[0]
-            not in ("0", ""),
+            lambda: driver.find_elements(By.CSS_SELECTOR, 'g.stage[data-stage="events"] [data-field="rate"]')[0]
+            .text.split()[0] not in ("0", ""),
             "a rate of records/s",
         )
         assert len(driver.find_elements(By.TAG_NAME, "line")) == 3  # the edges
