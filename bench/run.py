@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python bench/run.py [--events N] [--rounds 5] [--only w1,hop10,w2,slide,session]
+                                  [--python .venv/bin/python --python .venv-3.13/bin/python]
 
 Every (workload, implementation) pair is a job, run as a fresh process
 (``bench/bare_jobs.py`` or ``bench/streamcore_jobs.py``). Each round runs every job
@@ -11,6 +12,9 @@ all jobs alike; the table reports medians over the rounds. The input file is rea
 before each job so that it is in the page cache (a cold first read would otherwise be
 timed). A job slower than ``--slow-seconds`` in its first run only runs in the first
 ``--slow-rounds`` rounds; the ``runs`` column says how many runs a median is over.
+With ``--python`` given more than once, every job runs on each interpreter, all of them
+shuffled into the same rounds, and the table gains a ``python`` column; ratios and
+targets compare jobs of the same interpreter.
 
 Columns: median events/s is ``n / median in-process seconds`` (interpreter start-up and
 imports excluded); peak RSS is the largest ``VmHWM`` a run reported; the ratio is
@@ -73,12 +77,18 @@ class Job:
     workload: str
     impl: str
     n: int
+    python: str = sys.executable
+    version: str = platform.python_version()
     runs: list[dict[str, Any]] = field(default_factory=list)
     slow: bool = False
 
     @property
     def label(self) -> str:
         return f"{self.workload}/{self.impl}"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.workload, self.impl, self.version)
 
     def ok_runs(self) -> list[dict[str, Any]]:
         return [r for r in self.runs if "checksum" in r]
@@ -137,7 +147,7 @@ def run_job(job: Job, path: Path, timeout: float, engine_dir: Path | None) -> di
     """Run one job in a fresh interpreter; its parsed result line, or an ``error``."""
     if job.workload != "hop10":
         warm_page_cache(path)
-    cmd = [sys.executable, str(IMPLS[job.impl]), job.workload, str(path), str(job.n)]
+    cmd = [job.python, str(IMPLS[job.impl]), job.workload, str(path), str(job.n)]
     return run_job_process(cmd, timeout, engine_dir)
 
 
@@ -155,14 +165,14 @@ def fmt_checksum(c: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in c.items())
 
 
-def target_cell(job: Job, jobs: dict[tuple[str, str], Job]) -> str:
+def target_cell(job: Job, jobs: dict[tuple[str, str, str], Job]) -> str:
     """The workload's targets for the streamcore row, with PASS or FAIL."""
     if job.impl != "streamcore":
         return ""
     eps = job.events_per_s()
     if eps is None:
         return "FAIL (no result)"
-    bare = jobs.get((job.workload, "bare"))
+    bare = jobs.get((job.workload, "bare", job.version))
     bare_eps = bare.events_per_s() if bare else None
 
     def verdict(ok: bool) -> str:
@@ -183,7 +193,7 @@ def target_cell(job: Job, jobs: dict[tuple[str, str], Job]) -> str:
     if job.workload == "hop10":
         return f">= 2,000,000 rec/s: {verdict(eps >= 2_000_000)}"
     limit = 3.0 if job.workload == "slide" else 2.0
-    tumbling = jobs.get(("w2", "streamcore"))
+    tumbling = jobs.get(("w2", "streamcore", job.version))
     t_secs = tumbling.median_seconds() if tumbling else None
     secs = job.median_seconds()
     if t_secs is None or secs is None:
@@ -193,22 +203,26 @@ def target_cell(job: Job, jobs: dict[tuple[str, str], Job]) -> str:
     return f"cost {cost:.2f}x W2 (<= {limit:g}x): {verdict(cost <= limit)}"
 
 
-def build_table(jobs: dict[tuple[str, str], Job]) -> tuple[list[str], list[str]]:
+def build_table(jobs: dict[tuple[str, str, str], Job]) -> tuple[list[str], list[str]]:
     """The markdown table rows and the list of problems (failed runs, checksum mismatches)."""
+    versions = len({j.version for j in jobs.values()}) > 1
     lines = [
-        "| workload | impl | runs | median events/s | peak RSS MiB | ratio to bare | checksum ok | target |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| workload | impl |" + (" python |" if versions else "")
+        + " runs | median events/s | peak RSS MiB | ratio to bare | checksum ok | target |",
+        "|---|---|" + ("---|" if versions else "") + "---:|---:|---:|---:|---|---|",
     ]
     problems: list[str] = []
-    for (workload, impl), job in jobs.items():
+    for (workload, impl, version), job in jobs.items():
+        name = f"{job.label} on {version}" if versions else job.label
+        first = f"| {LABELS[workload]} | {impl} |" + (f" {version} |" if versions else "")
         for r in job.runs:
             if "error" in r:
-                problems.append(f"{job.label} round {r['round']}: FAILED: {r['error']}")
+                problems.append(f"{name} round {r['round']}: FAILED: {r['error']}")
         eps = job.events_per_s()
         if eps is None:
-            lines.append(f"| {LABELS[workload]} | {impl} | 0/{len(job.runs)} | FAILED | | | | |")
+            lines.append(f"{first} 0/{len(job.runs)} | FAILED | | | | |")
             continue
-        bare = jobs.get((workload, "bare"))
+        bare = jobs.get((workload, "bare", version))
         bare_eps = bare.events_per_s() if bare else None
         ratio = f"{eps / bare_eps:.2f}x" if bare_eps else "-"
         ref = bare.ok_runs()[0]["checksum"] if bare and bare.ok_runs() else None
@@ -224,11 +238,11 @@ def build_table(jobs: dict[tuple[str, str], Job]) -> tuple[list[str], list[str]]
             for r, v in zip(job.ok_runs(), verdicts, strict=True):
                 if v != "ok":
                     problems.append(
-                        f"{job.label} round {r['round']}: checksum {fmt_checksum(r['checksum'])} "
+                        f"{name} round {r['round']}: checksum {fmt_checksum(r['checksum'])} "
                         f"vs bare {fmt_checksum(ref)} ({v})"
                     )
         lines.append(
-            f"| {LABELS[workload]} | {impl} | {len(job.ok_runs())} | {eps:,.0f} | "
+            f"{first} {len(job.ok_runs())} | {eps:,.0f} | "
             f"{job.peak_rss_mib():.0f} | {ratio} | {check} | {target_cell(job, jobs)} |"
         )
     return lines, problems
@@ -249,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=1200.0, help="per run, seconds")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
     ap.add_argument(
+        "--python",
+        action="append",
+        default=None,
+        help="interpreter to run the jobs with (repeat to compare; default: this one)",
+    )
+    ap.add_argument(
         "--engine",
         choices=("snapshot", "live"),
         default="snapshot",
@@ -262,11 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
     path = cached_events(a.events, a.seed)
     hop_n = a.hop_records if a.hop_records is not None else 2 * a.events
+    # By version: the same interpreter named twice runs once.
+    pythons = {python_version(exe): exe for exe in a.python or [sys.executable]}
     jobs = {
-        (w, impl): Job(w, impl, hop_n if w == "hop10" else a.events)
+        job.key: job
+        for version, exe in pythons.items()
         for w in WORKLOADS
         if w in workloads
         for impl in IMPLS
+        for job in [Job(w, impl, hop_n if w == "hop10" else a.events, exe, version)]
     }
 
     engine_tmp = None
@@ -284,9 +308,20 @@ def main(argv: list[str] | None = None) -> int:
             engine_tmp.cleanup()
 
 
+def python_version(exe: str) -> str:
+    """``3.13.0`` for the interpreter ``exe``."""
+    out = subprocess.run(
+        [exe, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
 def _run(
     a: argparse.Namespace,
-    jobs: dict[tuple[str, str], Job],
+    jobs: dict[tuple[str, str, str], Job],
     path: Path,
     hop_n: int,
     engine: str,
@@ -308,7 +343,7 @@ def _run(
             status = fmt_checksum(result["checksum"]) if "checksum" in result else "ERROR"
             speed = f"{result['events_per_s']:>12,} ev/s" if "events_per_s" in result else ""
             print(
-                f"r{rnd} {job.label:18s} wall {result['wall']:7.2f}s {speed} {status}", flush=True
+                f"r{rnd} {job.label:18s} {job.version:7s} wall {result['wall']:7.2f}s {speed} {status}", flush=True
             )
     load_end = Path("/proc/loadavg").read_text().strip()
     minutes = (time.time() - started) / 60
@@ -319,7 +354,8 @@ def _run(
         f"streamcore benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {a.events:,} events "
         f"({path.name}), HOP10 {hop_n:,} records, {a.rounds} interleaved rounds, "
         f"total {minutes:.1f} min",
-        f"Load average start: {load_start}; end: {load_end}. Python {platform.python_version()}, "
+        f"Load average start: {load_start}; end: {load_end}. "
+        f"Python {', '.join(sorted({j.version for j in jobs.values()}))}, "
         f"{os.cpu_count()} CPUs.",
         f"Engine: {engine}.",
     ]
@@ -340,7 +376,7 @@ def _run(
         "load_start": load_start,
         "load_end": load_end,
         "jobs": [
-            {"workload": j.workload, "impl": j.impl, "n": j.n, "runs": j.runs}
+            {"workload": j.workload, "impl": j.impl, "python": j.version, "n": j.n, "runs": j.runs}
             for j in jobs.values()
         ],
         "problems": problems,

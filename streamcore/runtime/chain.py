@@ -3,8 +3,16 @@
 This is the engine's hot path. A fused chain becomes a single generated list
 comprehension over the batch, so a record costs one call per user function and no
 per-record await, list or object of ours. Each stage's code sits on its own source line,
-so when a user function raises, the traceback's line number says which stage it was and
-the comprehension frame's locals hold the record that stage received.
+so when a user function raises, the traceback's line number says which stage it was.
+
+The record that stage received is found by replaying the batch record by record through
+the stages, outside the comprehension, until that stage raises the same exception type
+again. The comprehension's own variables cannot tell: since Python 3.12 comprehensions
+are inlined (PEP 709) and their variables are restored on the way out, so the frame no
+longer holds them, and binding the record to a name in the loop would cost every record.
+The replay costs nothing until a batch fails; it calls the user functions a second time
+for the records before the failing one. A failure that does not happen again (a flaky
+lookup) is reported with the record unknown (``None``).
 
 With an ``on_error`` other than ``"fail"`` on any stage of the run, the chain is run stage
 by stage with a try block per record instead (slower, but it never calls a user function
@@ -16,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -79,17 +87,15 @@ class CompiledChain:
             pairs = self._fast_ts(records, timestamps)
             return [p[0] for p in pairs], [p[1] for p in pairs]
         except Exception as exc:
-            raise self._explain(exc) from exc
+            raise self._explain(exc, records) from exc
 
-    def _explain(self, exc: Exception) -> ChainFailure:
+    def _explain(self, exc: Exception, records: list[Any]) -> ChainFailure:
         """Find the failing stage (by generated line) and the record it was given."""
         tb: TracebackType | None = exc.__traceback__
         line = None
-        frame_locals: dict[str, Any] = {}
         while tb is not None:
             if tb.tb_frame.f_code.co_filename == self._filename:
                 line = tb.tb_lineno
-                frame_locals = dict(tb.tb_frame.f_locals)
             tb = tb.tb_next
         last = len(self.stages) - 1
         if line is None:
@@ -98,8 +104,48 @@ class CompiledChain:
             index = last
         else:
             index = max(0, min(last, line - _FIRST_STAGE_LINE))
-        record = frame_locals.get(f"x{index}")
-        return ChainFailure(self.stages[index], record, exc)
+        stage = self.stages[index]
+        record = None
+        replayed = self._replay(records)
+        if replayed is not None and replayed.stage is stage and type(replayed.error) is type(exc):
+            record = replayed.record
+        return ChainFailure(stage, record, exc)
+
+    def _replay(self, records: list[Any]) -> ChainFailure | None:
+        """Run ``records`` through the stages one by one, in the comprehension's order.
+
+        Returns the first failure, or None when every record passes this time.
+        """
+        for record in records:
+            failure = self._replay_from(0, record)
+            if failure is not None:
+                return failure
+        return None
+
+    def _replay_from(self, index: int, x: Any) -> ChainFailure | None:
+        if index == len(self.stages):
+            return None
+        stage = self.stages[index]
+        try:
+            if stage.op == "map":
+                produced: Iterator[Any] = iter((stage.fn(x),))
+            elif stage.op == "filter":
+                produced = iter((x,) if stage.fn(x) else ())
+            else:
+                produced = iter(stage.fn(x))
+        except Exception as exc:
+            return ChainFailure(stage, x, exc)
+        while True:
+            # A flat_map's iterable may raise while it is iterated: still this stage.
+            try:
+                y = next(produced)
+            except StopIteration:
+                return None
+            except Exception as exc:
+                return ChainFailure(stage, x, exc)
+            failure = self._replay_from(index + 1, y)
+            if failure is not None:
+                return failure
 
     def _run_careful(
         self, records: list[Any], timestamps: list[int] | None

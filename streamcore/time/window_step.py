@@ -178,7 +178,11 @@ class _WindowStepBase(Step):
         await self.late_step.on_batch(late, late_ts)
 
     def _explain(self, exc: Exception) -> BaseException:
-        """A failure inside the generated loop: find the record from its frame."""
+        """A failure inside the generated loop: find the record from its frame.
+
+        ``x`` is bound by a ``for`` statement of the generated function itself, not by a
+        comprehension, so its frame still holds it on Python 3.12+ (see chain.py).
+        """
         tb = exc.__traceback__
         record = None
         while tb is not None:

@@ -79,6 +79,53 @@ async def test_a_failure_inside_a_fused_chain_names_the_stage_and_the_record_it_
     assert flow.statistics().actor(failing).stages == ("first", "second", "third", "fourth", "list_sink")
 
 
+async def test_a_failing_builtin_in_a_fused_chain_names_the_record_it_received() -> None:
+    # A builtin has no Python frame of its own: the record is found all the same.
+    flow = sc.Dataflow("builtin-failure")
+    flow.source(IterableSource(["1", "2", "x", "4"])).map(str.strip, name="strip").map(int, name="int").sink(
+        ListSink()
+    )
+    with pytest.raises(sc.StageError, match=r"^stage 'int' failed on record 'x': ValueError") as info:
+        await flow.run()
+    assert (info.value.stage, info.value.record) == ("int", "x")
+
+
+async def test_a_flat_map_whose_generator_raises_midway_names_the_record_it_was_given() -> None:
+    def expand(x: int) -> Iterator[int]:
+        yield x
+        if x == 20:
+            raise ValueError("cannot expand 20")
+        yield x + 1
+
+    flow = sc.Dataflow("generator-failure")
+    flow.source(IterableSource([1, 2, 3])).map(lambda x: x * 10, name="scale").flat_map(
+        expand, name="expand"
+    ).sink(ListSink())
+    with pytest.raises(sc.StageError, match=r"^stage 'expand' failed on record 20: ValueError") as info:
+        await flow.run()
+    assert (info.value.stage, info.value.record) == ("expand", 20)
+
+
+async def test_a_chain_failure_that_does_not_happen_again_names_the_stage_and_no_record() -> None:
+    # The record is found by running the batch again; a flaky failure is not repeated.
+    calls = itertools.count()
+
+    def flaky(x: int) -> int:
+        if next(calls) == 2:
+            raise ConnectionError("lookup timed out")
+        return x
+
+    flow = sc.Dataflow("flaky-failure")
+    flow.source(IterableSource([1, 2, 3, 4])).map(flaky, name="lookup").map(str, name="format").sink(
+        ListSink()
+    )
+    with pytest.raises(
+        sc.StageError, match=r"^stage 'lookup' failed on record None: ConnectionError: lookup timed out$"
+    ) as info:
+        await flow.run()
+    assert (info.value.stage, info.value.record) == ("lookup", None)
+
+
 async def test_a_failing_async_map_raises_a_stage_error_with_the_users_exception_as_cause() -> None:
     flow = sc.Dataflow("async-failing")
     flow.source(IterableSource([1, 2, 3])).map(async_fail_on_three, name="lookup").sink(ListSink())
@@ -517,6 +564,19 @@ async def test_no_flow_task_is_left_running_after_run_returns() -> None:
     assert len(out.items) == 99 and len(dead.items) == 1
     assert flow_tasks() == []
     assert asyncio.all_tasks() - before == set()  # the async iterable's pump is gone too
+
+
+async def test_no_task_is_left_behind_when_run_is_awaited_in_the_callers_own_task() -> None:
+    # Without a wrapping task (3.11's wait_for made one) nothing runs between run()'s
+    # return and this check, so a task run() cancelled but did not await is still there.
+    before = asyncio.all_tasks()
+    out = ListSink()
+    flow = sc.Dataflow("cleanup-direct")
+    flow.source(IterableSource([1, 2, 3])).sink(out)
+    async with asyncio.timeout(10):
+        await flow.run()
+    assert out.items == [1, 2, 3]
+    assert asyncio.all_tasks() - before == set()
 
 
 async def test_cancelling_run_cancels_every_actor() -> None:

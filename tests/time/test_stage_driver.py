@@ -172,11 +172,13 @@ def test_the_driver_refuses_a_stage_without_event_time() -> None:
         StageDriver(stream)
 
 
-def test_a_failing_key_or_value_fails_the_stage_with_its_name() -> None:
-    driver = StageDriver.window(sc.TumblingWindows(10), sc.agg.sum(lambda r: r["v"]), key=lambda r: r["k"])
-    with pytest.raises(sc.StageError, match="window") as info:
-        driver.add({"k": "a"}, 1)
+@pytest.mark.parametrize("assigner", [sc.TumblingWindows(10), sc.SlidingWindows(10, 5), sc.SessionWindows(5)])
+def test_a_failing_key_or_value_fails_the_stage_with_its_name_and_the_record(assigner: Any) -> None:
+    driver = StageDriver.window(assigner, sc.agg.sum(lambda r: r["v"]), key=lambda r: r["k"])
+    with pytest.raises(sc.StageError, match=r"window.* failed on record \{'k': 'a'\}: KeyError") as info:
+        driver.add_batch([({"k": "b", "v": 1}, 1), ({"k": "a"}, 2)])
     assert isinstance(info.value.__cause__, KeyError)
+    assert info.value.record == {"k": "a"}
 
 
 @pytest.mark.parametrize("assigner", [sc.TumblingWindows(10), sc.SlidingWindows(10, 5), sc.SessionWindows(5)])
