@@ -42,26 +42,14 @@ async def base(client: redis.asyncio.Redis) -> AsyncIterator[str]:
     await delete_matching(client, name)
 
 
-async def start(flow: sc.Dataflow, **run_options: Any) -> asyncio.Task[None]:
+async def start(flow: sc.Dataflow, **run_options: Any) -> sc.FlowRun:
     """Run ``flow`` in the background; returns once it is running."""
-    task = asyncio.create_task(flow.run(**run_options))
-
-    async def running() -> bool:
-        if task.done():
-            task.result()
-        return flow._last_runtime is not None
-
-    await wait_for(running, what="the flow to start")
-    return task
+    return await flow.start(**run_options)
 
 
-async def stop(flow: sc.Dataflow, task: asyncio.Task[None]) -> None:
-    """Stop a running flow gracefully (as SIGTERM does) and wait for its end."""
-    runtime = flow._last_runtime
-    assert runtime is not None
-    runtime.request_stop()
-    async with asyncio.timeout(60):
-        await task
+async def stop(flow: sc.Dataflow, run: sc.FlowRun) -> None:
+    """Stop a running flow gracefully (drain) and wait for its end."""
+    await run.stop(timeout=60)
 
 
 async def read_all(source: RedisStreamSource, position: Any = None) -> list[RedisStreamRecord]:
@@ -216,7 +204,7 @@ async def test_each_stream_has_its_own_watermark_and_a_lagging_stream_holds_it_b
         .aggregate(sc.agg.count())
         .sink(out)
     )
-    task = await start(flow)
+    run = await start(flow)
     try:
         async def held() -> bool:
             stats = flow.statistics().actor("redis")
@@ -226,7 +214,7 @@ async def test_each_stream_has_its_own_watermark_and_a_lagging_stream_holds_it_b
         assert flow.statistics().actor("redis").watermark_ms == 1000
         assert {(r.key, r.start) for r in out.items} <= {(fast, 0), (slow, 0)}
     finally:
-        await stop(flow, task)
+        await stop(flow, run)
 
 
 async def test_an_idle_caught_up_stream_stops_holding_the_watermark_back(
@@ -251,7 +239,7 @@ async def test_an_idle_caught_up_stream_stops_holding_the_watermark_back(
             await client.xadd(busy, {"ts": ts})
             await asyncio.sleep(0.005)
 
-    task = await start(flow)
+    run = await start(flow)
     producer = asyncio.create_task(produce())
     try:
         # The idle stream's 1,000 would hold every window after [0, 1000) back; once it
@@ -263,7 +251,7 @@ async def test_an_idle_caught_up_stream_stops_holding_the_watermark_back(
         assert flow.statistics().actor("redis").held_back_by == busy
     finally:
         producer.cancel()
-        await stop(flow, task)
+        await stop(flow, run)
     assert [r.start for r in out.items if r.key == busy][:19] == list(range(0, 19_000, 1000))
     assert [r.value for r in out.items if r.key == busy][:19] == [2] * 19
 
@@ -369,7 +357,7 @@ async def test_a_checkpointed_flow_acknowledges_entries_after_the_checkpoint_com
     flow = sc.Dataflow(f"{base}-ack")
     out = ListSink()
     flow.source(RedisStreamSource(stream, url=redis_url, group=group, consumer="c"), name="redis").sink(out)
-    task = await start(flow, checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=timedelta(hours=1)))
+    run = await start(flow, checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=timedelta(hours=1)))
     try:
         async def all_written() -> bool:
             return len(out.items) == 50
@@ -378,7 +366,7 @@ async def test_a_checkpointed_flow_acknowledges_entries_after_the_checkpoint_com
         # Read and written, but no checkpoint yet: all still pending.
         assert (await client.xpending(stream, group))["pending"] == 50
     finally:
-        await stop(flow, task)  # the final checkpoint completes, then its positions are acknowledged
+        await stop(flow, run)  # the final checkpoint completes, then its positions are acknowledged
     assert (await client.xpending(stream, group))["pending"] == 0
 
 
