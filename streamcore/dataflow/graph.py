@@ -15,7 +15,10 @@ from typing import Any
 __all__ = [
     "LATE",
     "MAIN",
+    "AsofJoinNode",
     "DeadLettersNode",
+    "IntervalJoinNode",
+    "JoinNode",
     "KeyByNode",
     "Node",
     "OpNode",
@@ -23,6 +26,7 @@ __all__ = [
     "SinkNode",
     "SourceNode",
     "UnionNode",
+    "WindowJoinNode",
     "WindowNode",
 ]
 
@@ -44,6 +48,8 @@ class Node:
 
     kind = "node"
     stateful = False
+    event_time = False
+    """The stage needs event timestamps and watermarks (windows, process, joins)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -105,6 +111,7 @@ class WindowNode(Node):
 
     kind = "window"
     stateful = True
+    event_time = True
 
 
 @dataclass(eq=False, repr=False)
@@ -116,6 +123,47 @@ class ProcessNode(Node):
 
     kind = "process"
     stateful = True
+    event_time = True
+
+
+@dataclass(eq=False, repr=False)
+class JoinNode(Node):
+    """Joins two keyed streams: ``inputs[0]`` is the left side, ``inputs[1]`` the right."""
+
+    left_key: Callable[[Any], Any] | None = None
+    right_key: Callable[[Any], Any] | None = None
+    how: str = "inner"
+
+    kind = "join"
+    stateful = True
+    event_time = True
+
+
+@dataclass(eq=False, repr=False)
+class WindowJoinNode(JoinNode):
+    """Pairs of one key and window, emitted when the window fires."""
+
+    assigner: Any = None
+    allowed_lateness_ms: int = 0
+
+    kind = "window_join"
+
+
+@dataclass(eq=False, repr=False)
+class IntervalJoinNode(JoinNode):
+    """Pairs with ``ts(l) + lower_ms <= ts(r) <= ts(l) + upper_ms``, emitted when both are seen."""
+
+    lower_ms: int = 0
+    upper_ms: int = 0
+
+    kind = "interval_join"
+
+
+@dataclass(eq=False, repr=False)
+class AsofJoinNode(JoinNode):
+    """Each left record with the latest right record of its key at or before its time."""
+
+    kind = "asof_join"
 
 
 @dataclass(eq=False, repr=False)
