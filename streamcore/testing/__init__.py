@@ -1,10 +1,12 @@
 """The public test kit: virtual-time stage drivers and the state-store contract suite.
 
 ``StageDriver`` runs one window or keyed process stage with explicit records and
-watermarks (docs/event-time.md#the-test-kit). The state-store contract suite lives in
+watermarks (docs/event-time.md#the-test-kit); ``JoinDriver`` does the same for a join,
+feeding each side by hand (docs/joins.md). The state-store contract suite lives in
 ``streamcore.testing.state_contract`` (it imports pytest, so it is not imported here).
 """
 
 from streamcore.testing.driver import StageDriver
+from streamcore.testing.join_driver import JoinDriver
 
-__all__ = ["StageDriver"]
+__all__ = ["JoinDriver", "StageDriver"]
