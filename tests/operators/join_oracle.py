@@ -105,14 +105,14 @@ def asof_join(script: list[tuple[str, Any]], how: str) -> tuple[list[Row], list[
     late = [r.id for r, w, _ in recs if r.ts < w]
     ok = [r for r, w, _ in recs if r.ts >= w]
     rows: list[Row] = []
-    for i, left in enumerate(ok):
+    for left in ok:
         if left.side != "L":
             continue
         best = None
         for j, right in enumerate(ok):
-            if right.side == "R" and right.key == left.key and right.ts <= left.ts:
-                if best is None or (right.ts, j) > best[0]:
-                    best = ((right.ts, j), right)
+            candidate = right.side == "R" and right.key == left.key and right.ts <= left.ts
+            if candidate and (best is None or (right.ts, j) > best[0]):
+                best = ((right.ts, j), right)
         if best is not None:
             rows.append((left.key, left.id, best[1].id, None, None, False))
         elif how == "left":
@@ -164,7 +164,7 @@ def session_join(script: list[tuple[str, Any]], gap: int, lateness: int, how: st
                                  start, end, update))
         fired.update(r.id for r in group)
 
-    for kind, arg in script + [("W", INF)]:
+    for kind, arg in [*script, ("W", INF)]:
         if kind == "W":
             new_w = max(w, arg)
             if new_w == w:
