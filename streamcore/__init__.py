@@ -32,6 +32,7 @@ from streamcore.errors import (
 )
 from streamcore.io import Sink, SinkContext, Source, SourceContext
 from streamcore.operators import JoinResult
+from streamcore.operators.cache import cached
 from streamcore.runtime.steps import DeadLetter
 from streamcore.state import MemoryStateStore, RedisStateStore
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
@@ -78,4 +79,5 @@ __all__ = [
     "WindowResult",
     "WindowedStream",
     "agg",
+    "cached",
 ]

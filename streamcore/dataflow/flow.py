@@ -18,6 +18,7 @@ from streamcore.dataflow.graph import (
     MAIN,
     ON_ERROR_POLICIES,
     AsofJoinNode,
+    AsyncOpNode,
     DeadLettersNode,
     IntervalJoinNode,
     JoinNode,
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["Dataflow", "JoinResultStream", "KeyedStream", "Stream", "WindowedStream"]
 
 OVERFLOW_POLICIES = ("block", "drop_oldest", "drop_newest")
+DEFAULT_CONCURRENCY = 100
+"""Calls in flight of an async stage given ``timeout=``, ``retry=`` or ``ordered=False`` alone."""
 
 
 def _is_async(fn: Any) -> bool:
@@ -219,29 +222,74 @@ class Stream:
     def _edge(self) -> list[tuple[Node, str]]:
         return [(self.node, self.port)]
 
-    def _op(self, op: str, fn: Callable[..., Any], name: str | None, on_error: str) -> Stream:
+    def _op(self, op: str, fn: Callable[..., Any], name: str | None, on_error: str, **async_options: Any) -> Stream:
         if not callable(fn):
             raise GraphError(f"{op}() takes a function, got {fn!r}")
+        is_async = _is_async(fn)
+        options = {k: v for k, v in async_options.items() if v is not None}
+        if options.get("ordered") is True:
+            del options["ordered"]
+        if not options:
+            node = self.flow._add(
+                OpNode, name, op, inputs=self._edge(), op=op, fn=fn, is_async=is_async, on_error=on_error
+            )
+            return Stream(self.flow, node)
+        if not is_async:
+            raise GraphError(
+                f"{op}() with {', '.join(f'{k}=' for k in options)} needs an async def function; "
+                f"{getattr(fn, '__name__', fn)!r} is a plain function"
+            )
+        concurrency = options.get("concurrency", DEFAULT_CONCURRENCY)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise GraphError(f"concurrency must be a positive int (calls in flight), got {concurrency!r}")
+        timeout = options.get("timeout")
+        timeout_ms = None if timeout is None else to_duration_ms(timeout, "timeout")
+        if timeout_ms is not None and timeout_ms <= 0:
+            raise GraphError(f"timeout must be a positive duration, got {timeout!r}")
+        retry = options.get("retry")
+        if retry is not None:
+            from streamcore.batch.retry import Retry
+
+            if not isinstance(retry, Retry):
+                raise GraphError(f"retry takes sc.Retry(...), got {retry!r}")
         node = self.flow._add(
-            OpNode, name, op, inputs=self._edge(), op=op, fn=fn, is_async=_is_async(fn), on_error=on_error
+            AsyncOpNode, name, op, inputs=self._edge(), op=op, fn=fn, is_async=True, on_error=on_error,
+            concurrency=concurrency, ordered=async_options.get("ordered") is not False,
+            timeout_ms=timeout_ms, retry=retry,
         )
         return Stream(self.flow, node)
 
-    def map(self, fn: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail") -> Stream:
-        """Replace each record by ``fn(record)``."""
-        return self._op("map", fn, name, on_error)
+    def map(self, fn: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail",
+            concurrency: int | None = None, ordered: bool = True, timeout: timedelta | int | None = None,
+            retry: Any = None) -> Stream:
+        """Replace each record by ``fn(record)``.
+
+        For an ``async def fn``: ``concurrency=N`` keeps at most N calls in flight across
+        batches, ``ordered=False`` emits results as they finish (never across a
+        watermark or checkpoint), ``timeout=`` bounds each try and ``retry=sc.Retry(...)``
+        retries; see docs/joins.md#async-enrichment.
+        """
+        return self._op("map", fn, name, on_error, concurrency=concurrency, ordered=ordered, timeout=timeout,
+                        retry=retry)
 
     def filter(
-        self, predicate: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail"
+        self, predicate: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail",
+        concurrency: int | None = None, ordered: bool = True, timeout: timedelta | int | None = None,
+        retry: Any = None,
     ) -> Stream:
-        """Keep the records for which ``predicate(record)`` is true."""
-        return self._op("filter", predicate, name, on_error)
+        """Keep the records for which ``predicate(record)`` is true (async options as for ``map``)."""
+        return self._op("filter", predicate, name, on_error, concurrency=concurrency, ordered=ordered,
+                        timeout=timeout, retry=retry)
 
     def flat_map(
-        self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None, on_error: str = "fail"
+        self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None, on_error: str = "fail",
+        concurrency: int | None = None, ordered: bool = True, timeout: timedelta | int | None = None,
+        retry: Any = None,
     ) -> Stream:
-        """Replace each record by the records of the iterable ``fn(record)`` returns."""
-        return self._op("flat_map", fn, name, on_error)
+        """Replace each record by the records of the iterable ``fn(record)`` returns (async
+        options as for ``map``)."""
+        return self._op("flat_map", fn, name, on_error, concurrency=concurrency, ordered=ordered,
+                        timeout=timeout, retry=retry)
 
     def key_by(
         self, key: Callable[[Any], Any], *, name: str | None = None, prepartitioned: bool = False

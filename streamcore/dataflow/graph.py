@@ -16,6 +16,7 @@ __all__ = [
     "LATE",
     "MAIN",
     "AsofJoinNode",
+    "AsyncOpNode",
     "DeadLettersNode",
     "IntervalJoinNode",
     "JoinNode",
@@ -80,6 +81,18 @@ class OpNode(Node):
     is_async: bool = False
 
     kind = "op"
+
+
+@dataclass(eq=False, repr=False)
+class AsyncOpNode(OpNode):
+    """An ``async def`` map/filter/flat_map with at most ``concurrency`` calls in flight."""
+
+    concurrency: int = 100
+    ordered: bool = True
+    timeout_ms: int | None = None
+    retry: Any = None
+
+    kind = "async_op"
 
 
 @dataclass(eq=False, repr=False)

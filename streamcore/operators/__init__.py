@@ -15,6 +15,7 @@ from streamcore.dataflow.graph import (
     Node,
     WindowJoinNode,
 )
+from streamcore.operators import async_map
 from streamcore.operators.asof_join import AsofJoinStep
 from streamcore.operators.interval_join import IntervalJoinStep
 from streamcore.operators.join_result import JoinResult, JoinStatistics
@@ -49,3 +50,5 @@ def _build_join(node: Node, ctx: StepContext) -> Step:
 
 for _kind in (WindowJoinNode.kind, IntervalJoinNode.kind, AsofJoinNode.kind):
     register_step(_kind, _build_join)
+
+async_map.register()

@@ -246,12 +246,12 @@ class Runtime:
                 nxt = step
 
         for node in reversed(nodes):
-            if isinstance(node, OpNode):
+            factory = step_factory(node.kind)
+            if isinstance(node, OpNode) and factory is None:
                 ops.append(node)
                 continue
             flush_ops()
             step: Step
-            factory = step_factory(node.kind)
             if factory is not None:
                 step = factory(node, self._step_context(node, group, output, collector))
             elif isinstance(node, SinkNode):
