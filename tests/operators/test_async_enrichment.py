@@ -171,7 +171,7 @@ async def test_a_failed_lookup_fails_the_flow_naming_the_stage_and_record() -> N
 
     flow = sc.Dataflow("fails")
     flow.source(IterableSource(range(20))).map(broken, concurrency=4, name="enrich").sink(ListSink())
-    with pytest.raises(sc.StageError, match="'enrich'.*record 7") as info:
+    with pytest.raises(sc.StageError, match=r"'enrich'.*record 7") as info:
         await flow.run()
     assert isinstance(info.value.__cause__, KeyError)
 
