@@ -201,3 +201,25 @@ async def test_cached_lookups_share_calls_and_expire() -> None:
     await profile("c")  # maxsize 2: evicts the least recently used ("b")
     await profile("b")
     assert calls == ["a", "b", "c", "b"]
+
+
+async def test_checkpoints_drain_calls_in_flight_and_the_output_is_complete(tmp_path: Any) -> None:
+    import orjson
+
+    from connectors.files import JsonLinesSource
+
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"i": i, "ts": i}) + b"\n" for i in range(3_000)))
+
+    async def lookup(e: dict[str, int]) -> int:
+        await asyncio.sleep(0.001 * (e["i"] % 3))
+        return e["i"]
+
+    flow = sc.Dataflow("async-checkpoints")
+    out = ListSink()
+    flow.source(JsonLinesSource(str(path)), timestamp=lambda e: e["ts"], batch_size=50, max_rate=20_000).map(
+        lookup, concurrency=32, ordered=False
+    ).sink(out)
+    await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.02))
+    assert sorted(out.items) == list(range(3_000))
+    assert flow._last_runtime.coordinator.statistics().completed >= 2
