@@ -4,10 +4,12 @@ on the calls in flight, across batches.
 Protocol (docs/joins.md#async-enrichment):
 1. ``on_batch`` starts one call per record, waiting while ``concurrency`` calls are
    unemitted (that wait is the stage's backpressure).
-2. The stage keeps one queue of calls and watermark marks, in arrival order. A finished
-   call leaves the queue when it is emitted: in order (``ordered=True``: only the done
-   prefix of the queue), or as it finishes (unordered), but never past a mark ahead of
-   it; a mark leaves once nothing is ahead of it, and the watermark is then passed on.
+2. Ordered, the stage keeps one queue of calls and watermark marks in arrival order and
+   emits its done prefix, passing a mark's watermark on when the mark reaches the front.
+   Unordered, it keeps segments (the calls between two watermarks, closed by the mark):
+   the first segment's calls are emitted as they finish, and once none is left running
+   its mark goes on and the next segment becomes first. Either way nothing is emitted
+   past a watermark that arrived after it, and each call costs O(1).
 3. Calls finish in the background; an emitter task emits what became ready, under the
    lock every push downstream takes, so output never interleaves.
 4. A barrier (``snapshot_state``) and the end of the stream wait for every call and
@@ -64,6 +66,19 @@ class _Mark:
         self.watermark_ms = watermark_ms
 
 
+class _Segment:
+    """Unordered mode: the calls between two watermarks, and the mark that closes them."""
+
+    __slots__ = ("mark", "ready", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        """Calls started in this segment and not finished."""
+        self.ready: list[_Call] = []
+        """Finished calls, in the order they finished."""
+        self.mark: _Mark | None = None
+
+
 class AsyncMapStep(Step):
     """One async stateless stage with bounded concurrency (see the module docstring)."""
 
@@ -79,6 +94,11 @@ class AsyncMapStep(Step):
         self.timeout_s = None if node.timeout_ms is None else node.timeout_ms / 1000
         self.retry = node.retry
         self.queue: deque[_Call | _Mark] = deque()
+        """Ordered mode: calls and marks in arrival order."""
+        self.segments: deque[_Segment] = deque([_Segment()])
+        self.tasks: set[asyncio.Task[Any]] = set()
+        """Every call not finished yet."""
+        self._direct = self.timeout_s is None and self.retry is None
         self.calls = 0
         self.completed = 0
         self.failed = 0
@@ -103,7 +123,7 @@ class AsyncMapStep(Step):
         await self._stop()
 
     async def _stop(self) -> None:
-        tasks = [e.task for e in self.queue if isinstance(e, _Call)]
+        tasks = list(self.tasks)
         if self._emitter is not None:
             tasks.append(self._emitter)
         for t in tasks:
@@ -111,6 +131,7 @@ class AsyncMapStep(Step):
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self.queue.clear()
+        self.segments = deque([_Segment()])
         self._emitter = None
 
     # -- calls -----------------------------------------------------------------------
@@ -133,8 +154,18 @@ class AsyncMapStep(Step):
                 # The retry policy's backoff is the point of this wait.
                 await asyncio.sleep(self.retry.delay_after_s(attempt))
 
-    def _done(self, _: asyncio.Task[Any]) -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
         self._changed.set()
+
+    def _done_in(self, segment: _Segment, call: _Call) -> Callable[[asyncio.Task[Any]], None]:
+        def done(task: asyncio.Task[Any]) -> None:
+            segment.waiting -= 1
+            segment.ready.append(call)
+            self.tasks.discard(task)
+            self._changed.set()
+
+        return done
 
     async def _emit_loop(self) -> None:
         # Step 3.
@@ -169,15 +200,26 @@ class AsyncMapStep(Step):
                     break
                 await self._room.wait()
                 self._check()
-            task = loop.create_task(self._call(record))
-            task.add_done_callback(self._done)
-            self.queue.append(_Call(record, None if timestamps is None else timestamps[i], task))
+            task = loop.create_task(self.fn(record) if self._direct else self._call(record))
+            self.tasks.add(task)
+            call = _Call(record, None if timestamps is None else timestamps[i], task)
+            if self.ordered:
+                task.add_done_callback(self._done)
+                self.queue.append(call)
+            else:
+                segment = self.segments[-1]
+                segment.waiting += 1
+                task.add_done_callback(self._done_in(segment, call))
             self.calls += 1
         await self._flush()
 
     async def on_watermark(self, timestamp_ms: float) -> None:
         self._check()
-        self.queue.append(_Mark(timestamp_ms))
+        if self.ordered:
+            self.queue.append(_Mark(timestamp_ms))
+        else:
+            self.segments[-1].mark = _Mark(timestamp_ms)
+            self.segments.append(_Segment())
         await self._flush()
 
     async def on_end(self) -> None:
@@ -187,9 +229,8 @@ class AsyncMapStep(Step):
 
     async def _drain(self) -> None:
         # Step 4.
-        tasks = [e.task for e in self.queue if isinstance(e, _Call)]
-        if tasks:
-            await asyncio.wait(tasks)
+        if self.tasks:
+            await asyncio.wait(list(self.tasks))
         await self._flush()
         self._check()
 
@@ -221,23 +262,15 @@ class AsyncMapStep(Step):
                 queue.popleft()
                 self._result(head, out, out_ts)
         else:
-            kept: deque[_Call | _Mark] = deque()
-            while queue:
-                entry = queue.popleft()
-                if isinstance(entry, _Mark):
-                    if kept:
-                        kept.append(entry)
-                        kept.extend(queue)
-                        queue.clear()
-                    else:
-                        mark = entry
-                    break
-                if entry.task.done():
-                    self._result(entry, out, out_ts)
-                else:
-                    kept.append(entry)
-            kept.extend(queue)
-            self.queue = kept
+            segments = self.segments
+            segment = segments[0]
+            if segment.ready:
+                ready, segment.ready = segment.ready, []
+                for call in ready:
+                    self._result(call, out, out_ts)
+            if segment.waiting == 0 and segment.mark is not None:
+                segments.popleft()
+                mark = segment.mark
         return out, out_ts, mark
 
     def _result(self, call: _Call, out: list[Any], out_ts: list[int] | None) -> None:
