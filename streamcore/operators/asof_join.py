@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Collection
+from operator import itemgetter
 from typing import Any
 
 from streamcore.dataflow.graph import AsofJoinNode
@@ -28,6 +29,7 @@ from streamcore.state.snapshot import StepSnapshot
 __all__ = ["AsofJoinStep"]
 
 POS_INF = math.inf
+_timestamp = itemgetter(0)
 
 
 class AsofJoinStep(JoinStep):
@@ -51,6 +53,13 @@ class AsofJoinStep(JoinStep):
         dirty = self._dirty
         if side == LEFT:
             pending = self.pending
+            if min(timestamps) >= W:
+                # The common case, nothing late: the whole batch waits, built in C.
+                pending.extend(zip(timestamps, range(seq + 1, seq + 1 + len(records)), keys, records, strict=True))
+                self.seq = seq + len(records)
+                if dirty is not None:
+                    dirty.update(keys)
+                return
             for x, t, k in zip(records, timestamps, keys, strict=True):
                 if t < W:
                     late.append(x)
@@ -100,17 +109,22 @@ class AsofJoinStep(JoinStep):
         pending = self.pending
         if not pending:
             return
-        pending.sort()
-        cut = len(pending) if new_w == POS_INF or pending[-1][0] < new_w else bisect_left(pending, (new_w,))
-        if not cut:
-            return
-        due = pending[:cut]
-        del pending[:cut]
+        pending.sort(key=_timestamp)  # stable: ties stay in arrival order
+        if new_w == POS_INF or pending[-1][0] < new_w:
+            due, self.pending = pending, []
+        else:
+            cut = bisect_left(pending, new_w, key=_timestamp)
+            if not cut:
+                return
+            due = pending[:cut]
+            del pending[:cut]
         # Step 3.
         versions = self.versions
         keep_unmatched = self.keep_unmatched
         dirty = self._dirty
         unmatched = 0
+        new, JR = tuple.__new__, JoinResult  # skips the NamedTuple's Python-level __new__
+        append, append_ts = out.append, out_ts.append
         for t, _, k, x in due:
             held = versions.get(k)
             if held is not None:
@@ -125,8 +139,8 @@ class AsofJoinStep(JoinStep):
                         if dirty is not None:
                             dirty.add(k)
                 if match is not None:
-                    out.append(JoinResult(k, x, match[2], None, None))
-                    out_ts.append(t)
+                    append(new(JR, (k, x, match[2], None, None, False)))
+                    append_ts(t)
                     continue
             unmatched += 1
             if keep_unmatched:
@@ -175,7 +189,7 @@ class AsofJoinStep(JoinStep):
                 self.versions[k] = sorted((int(t), int(s), x) for t, s, x in held)
                 self.version_count += len(held)
             self.pending.extend((int(t), int(s), k, x) for t, s, x in waiting)
-        self.pending.sort()
+        self.pending.sort(key=_timestamp)
 
     def _state_size(self) -> tuple[int, int]:
         return self.version_count + len(self.pending), len(self._held_keys())

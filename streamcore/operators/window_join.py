@@ -112,13 +112,14 @@ class WindowJoinStep(JoinStep):
         hi = len(starts) if new_w == POS_INF else bisect_right(starts, new_w - size)
         outer_left, outer_right = self.outer
         pairs = unmatched = 0
+        new, JR = tuple.__new__, JoinResult  # skips the NamedTuple's Python-level __new__
         for ws in starts[lo:hi]:
             end = ws + size
             n = len(out)
             for k, (lefts, rights) in windows[ws].items():
                 if lefts and rights:
                     for left in lefts:
-                        out.extend([JoinResult(k, left, r, ws, end) for r in rights])
+                        out.extend([new(JR, (k, left, r, ws, end, False)) for r in rights])
                     pairs += len(lefts) * len(rights)
                 elif lefts:
                     if outer_left:
