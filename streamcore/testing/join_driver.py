@@ -14,7 +14,6 @@ Design: docs/joins.md
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -22,10 +21,8 @@ from typing import Any
 from streamcore.dataflow.flow import Dataflow, JoinResultStream, KeyedStream
 from streamcore.dataflow.graph import JoinNode
 from streamcore.errors import GraphError
-from streamcore.runtime.chain import StatelessStage
-from streamcore.runtime.steps import DeadLetter
 from streamcore.state.snapshot import EncodedSnapshot, apply_blob, encode_snapshot
-from streamcore.testing.driver import _Capture, _NoInput, _run
+from streamcore.testing.driver import VirtualTimeDriver, _NoInput, _run
 from streamcore.time.duration import to_timestamp_ms
 
 __all__ = ["JoinDriver"]
@@ -34,7 +31,7 @@ LEFT = 0
 RIGHT = 1
 
 
-class JoinDriver:
+class JoinDriver(VirtualTimeDriver):
     """Feeds one join stage records of either side and watermarks, in virtual time::
 
         driver = JoinDriver.window(sc.TumblingWindows(10), key=lambda r: r["k"])
@@ -50,18 +47,11 @@ class JoinDriver:
         node = stream.node
         if not isinstance(node, JoinNode):
             raise GraphError(f"JoinDriver drives a join stage; {stream!r} comes from a {node.kind} stage")
+        super().__init__(node.name)
         self.stream = stream
-        self.name = node.name
-        self.output = _Capture()
-        self.late_output = _Capture()
-        self.dead_letters: list[DeadLetter] = []
-        self.skipped = 0
-        self.step: Any = join_step(node, self.late_output, self._failed)
+        self.step = join_step(node, self.late_output, self._failed)
         self.step.next = self.output
         self.step.enable_checkpoints()
-        self.watermark_ms: float = -math.inf
-        self.ended = False
-        self._read = 0
         self._checkpoints = 0
 
     # -- building without a flow ---------------------------------------------------
@@ -115,37 +105,6 @@ class JoinDriver:
         if records:
             _run(self.step.on_side_batch(side, records, stamps))
 
-    def advance_watermark(self, watermark: Any) -> None:
-        """Move the join's watermark to ``watermark`` (int ms, datetime or ``math.inf``)."""
-        self._check_open()
-        w = watermark if isinstance(watermark, float) and math.isinf(watermark) else to_timestamp_ms(watermark)
-        if w < self.watermark_ms:
-            raise ValueError(f"watermarks never go back: at {self.watermark_ms}, asked for {w}")
-        if w == self.watermark_ms:
-            return
-        if w == math.inf:
-            self.end()
-            return
-        self.watermark_ms = w
-        _run(self.step.on_watermark(w))
-
-    def end(self) -> None:
-        """End both inputs: the watermark becomes +inf and everything left is emitted."""
-        self._check_open()
-        self.ended = True
-        self.watermark_ms = math.inf
-        _run(self.step.on_end())
-
-    def _check_open(self) -> None:
-        if self.ended:
-            raise RuntimeError(f"join {self.name!r} already saw the end of its inputs")
-
-    def _failed(self, stage: StatelessStage, record: Any, error: BaseException) -> None:
-        if stage.on_error == "dead_letter":
-            self.dead_letters.append(DeadLetter(stage.name, record, error))
-        else:
-            self.skipped += 1
-
     # -- checkpoints -------------------------------------------------------------
 
     def snapshot(self, *, full: bool = True) -> EncodedSnapshot:
@@ -168,26 +127,3 @@ class JoinDriver:
         driver.step.restore_state(meta, entries)
         driver.watermark_ms = meta["watermark_ms"]
         return driver
-
-    # -- output ------------------------------------------------------------------
-
-    @property
-    def results(self) -> list[Any]:
-        """Everything the join emitted so far, in order."""
-        return self.output.items()
-
-    @property
-    def late(self) -> list[Any]:
-        """Records the join sent to ``.late``, in order."""
-        return self.late_output.items()
-
-    def read(self) -> list[Any]:
-        """What the join emitted since the last ``read()``."""
-        items = self.results
-        new = items[self._read :]
-        self._read = len(items)
-        return new
-
-    def statistics(self) -> Any:
-        """The join's statistics (state size, pairs, unmatched, late)."""
-        return self.step.statistics()
