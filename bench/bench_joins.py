@@ -266,7 +266,10 @@ class Sink(DynamicSink):
         return Part()
 
 def clock():
-    return win.EventClock(lambda e: EPOCH + timedelta(milliseconds=e["ts"]), wait_for_system_duration=timedelta(0),
+    # Bytewax's watermark is per key and per operator, over both sides: with a small wait,
+    # records of the side read behind the other would be late and dropped. Twelve hours
+    # (longer than the input) keeps every record, so the result is the full inner join.
+    return win.EventClock(lambda e: EPOCH + timedelta(milliseconds=e["ts"]), wait_for_system_duration=timedelta(hours=12),
                           now_getter=lambda: FROZEN, to_system_utc=lambda dt: None)
 
 flow = Dataflow("bytewax-window-join")

@@ -42,7 +42,6 @@ class AsofJoinStep(JoinStep):
         self.versions: dict[Any, list[tuple[int, int, Any]]] = {}
         self.pending: list[tuple[int, int, Any, Any]] = []
         """Left records waiting for the watermark: (ts, seq, key, record)."""
-        self.seq = 0
         self.version_count = 0
         self._waiting: dict[Any, list[list[Any]]] = {}
 
@@ -152,13 +151,6 @@ class AsofJoinStep(JoinStep):
             dirty.update([k for _, _, k, _ in due])
 
     # -- state -----------------------------------------------------------------------
-
-    def _meta(self) -> dict[str, Any]:
-        return {**super()._meta(), "seq": self.seq}
-
-    def _restore_meta(self, meta: dict[str, Any]) -> None:
-        super()._restore_meta(meta)
-        self.seq = meta["seq"]
 
     def _held_keys(self) -> Collection[Any]:
         keys = dict.fromkeys(self.versions)

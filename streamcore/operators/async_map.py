@@ -10,8 +10,9 @@ Protocol (docs/joins.md#async-enrichment):
    the first segment's calls are emitted as they finish, and once none is left running
    its mark goes on and the next segment becomes first. Either way nothing is emitted
    past a watermark that arrived after it, and each call costs O(1).
-3. Calls finish in the background; an emitter task emits what became ready, under the
-   lock every push downstream takes, so output never interleaves.
+3. Calls run in a pool of at most ``concurrency`` worker tasks fed from a queue (no task
+   per record); an emitter task emits what became ready, under the lock every push
+   downstream takes, so output never interleaves.
 4. A barrier (``snapshot_state``) and the end of the stream wait for every call and
    emit everything: a checkpoint holds nothing in flight.
 5. A call that raised or timed out after its retries follows ``on_error``. With
@@ -51,12 +52,16 @@ class AsyncMapStatistics:
 
 
 class _Call:
-    __slots__ = ("record", "task", "timestamp")
+    __slots__ = ("done", "error", "record", "result", "segment", "timestamp")
 
-    def __init__(self, record: Any, timestamp: int | None, task: asyncio.Task[Any]) -> None:
+    def __init__(self, record: Any, timestamp: int | None, segment: _Segment | None) -> None:
         self.record = record
         self.timestamp = timestamp
-        self.task = task
+        self.segment = segment
+        """Unordered mode: the segment the call belongs to."""
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
 
 
 class _Mark:
@@ -96,8 +101,13 @@ class AsyncMapStep(Step):
         self.queue: deque[_Call | _Mark] = deque()
         """Ordered mode: calls and marks in arrival order."""
         self.segments: deque[_Segment] = deque([_Segment()])
-        self.tasks: set[asyncio.Task[Any]] = set()
-        """Every call not finished yet."""
+        self.work: asyncio.Queue[_Call] = asyncio.Queue()
+        self.workers: list[asyncio.Task[None]] = []
+        self._free_workers = 0
+        """Workers that will be free for the next call put on ``work``."""
+        self.running = 0
+        """Calls queued or running (not finished)."""
+        self._all_done = asyncio.Event()
         self._direct = self.timeout_s is None and self.retry is None
         self.calls = 0
         self.completed = 0
@@ -123,7 +133,8 @@ class AsyncMapStep(Step):
         await self._stop()
 
     async def _stop(self) -> None:
-        tasks = list(self.tasks)
+        tasks = list(self.workers)
+        self.workers, self._free_workers = [], 0
         if self._emitter is not None:
             tasks.append(self._emitter)
         for t in tasks:
@@ -154,18 +165,30 @@ class AsyncMapStep(Step):
                 # The retry policy's backoff is the point of this wait.
                 await asyncio.sleep(self.retry.delay_after_s(attempt))
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
-        self._changed.set()
-
-    def _done_in(self, segment: _Segment, call: _Call) -> Callable[[asyncio.Task[Any]], None]:
-        def done(task: asyncio.Task[Any]) -> None:
-            segment.waiting -= 1
-            segment.ready.append(call)
-            self.tasks.discard(task)
+    async def _work_loop(self) -> None:
+        """One worker: takes calls from the queue, one at a time."""
+        direct = self._direct
+        while True:
+            call = await self.work.get()
+            try:
+                call.result = await (self.fn(call.record) if direct else self._call(call.record))
+            except Exception as exc:
+                call.error = exc
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the stage is stopping
+                call.error = exc  # the lookup cancelled itself: a failed call like any other
+            call.done = True
+            segment = call.segment
+            if segment is not None:
+                segment.waiting -= 1
+                segment.ready.append(call)
+            self._free_workers += 1
+            self.running -= 1
+            if not self.running:
+                self._all_done.set()
             self._changed.set()
-
-        return done
 
     async def _emit_loop(self) -> None:
         # Step 3.
@@ -200,16 +223,19 @@ class AsyncMapStep(Step):
                     break
                 await self._room.wait()
                 self._check()
-            task = loop.create_task(self.fn(record) if self._direct else self._call(record))
-            self.tasks.add(task)
-            call = _Call(record, None if timestamps is None else timestamps[i], task)
             if self.ordered:
-                task.add_done_callback(self._done)
+                call = _Call(record, None if timestamps is None else timestamps[i], None)
                 self.queue.append(call)
             else:
                 segment = self.segments[-1]
                 segment.waiting += 1
-                task.add_done_callback(self._done_in(segment, call))
+                call = _Call(record, None if timestamps is None else timestamps[i], segment)
+            if self._free_workers:
+                self._free_workers -= 1
+            else:
+                self.workers.append(loop.create_task(self._work_loop(), name=f"streamcore:{self.name}:call"))
+            self.running += 1
+            self.work.put_nowait(call)
             self.calls += 1
         await self._flush()
 
@@ -229,8 +255,9 @@ class AsyncMapStep(Step):
 
     async def _drain(self) -> None:
         # Step 4.
-        if self.tasks:
-            await asyncio.wait(list(self.tasks))
+        if self.running:
+            self._all_done.clear()
+            await self._all_done.wait()
         await self._flush()
         self._check()
 
@@ -257,7 +284,7 @@ class AsyncMapStep(Step):
                 if isinstance(head, _Mark):
                     mark = queue.popleft()  # type: ignore[assignment]
                     break
-                if not head.task.done():
+                if not head.done:
                     break
                 queue.popleft()
                 self._result(head, out, out_ts)
@@ -276,16 +303,15 @@ class AsyncMapStep(Step):
     def _result(self, call: _Call, out: list[Any], out_ts: list[int] | None) -> None:
         self.calls -= 1
         self._room.set()
-        task = call.task
-        error = task.exception() if not task.cancelled() else asyncio.CancelledError()
+        error = call.error
         if error is not None:
             self.failed += 1
-            if self.stage.on_error == "fail" or isinstance(error, asyncio.CancelledError):
+            if self.stage.on_error == "fail":
                 raise stage_error(self.name, call.record, error) from error
             self.on_failure(self.stage, call.record if self.stage.on_error == "dead_letter" else None, error)
             return
         self.completed += 1
-        result = task.result()
+        result = call.result
         if self.op == "map":
             produced = [result]
         elif self.op == "filter":

@@ -37,7 +37,6 @@ class IntervalJoinStep(JoinStep):
         self.lower_ms = node.lower_ms
         self.upper_ms = node.upper_ms
         self.held: dict[Any, tuple[list[tuple[int, int, Any]], list[tuple[int, int, Any]]]] = {}
-        self.seq = 0
         self._expiry: list[tuple[int, int, int, Any]] = []
         """(last W at which the record is kept, seq, side, key), one per kept record."""
         self.records = 0
@@ -111,13 +110,6 @@ class IntervalJoinStep(JoinStep):
                     del held[k]
 
     # -- state -----------------------------------------------------------------------
-
-    def _meta(self) -> dict[str, Any]:
-        return {**super()._meta(), "seq": self.seq}
-
-    def _restore_meta(self, meta: dict[str, Any]) -> None:
-        super()._restore_meta(meta)
-        self.seq = meta["seq"]
 
     def _held_keys(self) -> Collection[Any]:
         return list(self.held)

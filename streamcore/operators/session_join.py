@@ -69,7 +69,6 @@ class SessionJoinStep(JoinStep):
         self._fire_heap: list[tuple[int, int, _Session]] = []
         self._free_heap: list[tuple[int, int, _Session]] = []
         self._tie = itertools.count()
-        self._emission = 0
 
     def _queue(self, s: _Session) -> None:
         if not s.queued and s.end > self.watermark_ms:
@@ -155,8 +154,8 @@ class SessionJoinStep(JoinStep):
         if update:
             self.updates += len(out) - n
         out_ts.extend([end - 1] * (len(out) - n))
-        self._emission += 1
-        g = self._emission
+        self.seq += 1  # emissions are numbered like arrivals: only equality matters
+        g = self.seq
         for groups in s.groups:
             groups[:] = [g] * len(groups)
         s.emitted = True
@@ -193,13 +192,6 @@ class SessionJoinStep(JoinStep):
                 del self.sessions[s.key]
 
     # -- state -----------------------------------------------------------------------
-
-    def _meta(self) -> dict[str, Any]:
-        return {**super()._meta(), "emission": self._emission}
-
-    def _restore_meta(self, meta: dict[str, Any]) -> None:
-        super()._restore_meta(meta)
-        self._emission = meta["emission"]
 
     def _held_keys(self) -> Collection[Any]:
         return list(self.sessions)

@@ -54,6 +54,8 @@ class JoinStep(Step):
         self.unmatched = 0
         self.updates = 0
         self.late = 0
+        self.seq = 0
+        """Arrival number of the last record kept (ties in time are broken by arrival)."""
         self._stages = (
             StatelessStage(node.name, "join", node.left_key, node.on_error),
             StatelessStage(node.name, "join", node.right_key, node.on_error),
@@ -170,6 +172,7 @@ class JoinStep(Step):
             "unmatched": self.unmatched,
             "updates": self.updates,
             "late": self.late,
+            "seq": self.seq,
         }
 
     def _restore_meta(self, meta: dict[str, Any]) -> None:
@@ -178,6 +181,7 @@ class JoinStep(Step):
         self.unmatched = meta["unmatched"]
         self.updates = meta["updates"]
         self.late = meta["late"]
+        self.seq = meta["seq"]
 
     def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot:
         """Steps 1-2 of the snapshot protocol."""
