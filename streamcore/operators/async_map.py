@@ -2,8 +2,9 @@
 on the calls in flight, across batches.
 
 Protocol (docs/joins.md#async-enrichment):
-1. ``on_batch`` starts one call per record, waiting while ``concurrency`` calls are
-   unemitted (that wait is the stage's backpressure).
+1. ``on_batch`` queues one call per record for at most ``concurrency`` worker tasks, so
+   at most that many calls run at once; it waits while ``2 * concurrency`` records are
+   taken in and not yet emitted (that wait is the stage's backpressure).
 2. Ordered, the stage keeps one queue of calls and watermark marks in arrival order and
    emits its done prefix, passing a mark's watermark on when the mark reaches the front.
    Unordered, it keeps segments (the calls between two watermarks, closed by the mark):
@@ -103,8 +104,11 @@ class AsyncMapStep(Step):
         self.segments: deque[_Segment] = deque([_Segment()])
         self.work: asyncio.Queue[_Call] = asyncio.Queue()
         self.workers: list[asyncio.Task[None]] = []
-        self._free_workers = 0
-        """Workers that will be free for the next call put on ``work``."""
+        self._idle_workers = 0
+        """Workers waiting on ``work``."""
+        self.capacity = 2 * self.concurrency
+        """Records taken in and not yet emitted, at most: ``concurrency`` running, the rest
+        queued for a worker or finished and waiting for their turn (ordered)."""
         self.running = 0
         """Calls queued or running (not finished)."""
         self._all_done = asyncio.Event()
@@ -134,7 +138,7 @@ class AsyncMapStep(Step):
 
     async def _stop(self) -> None:
         tasks = list(self.workers)
-        self.workers, self._free_workers = [], 0
+        self.workers, self._idle_workers = [], 0
         if self._emitter is not None:
             tasks.append(self._emitter)
         for t in tasks:
@@ -169,7 +173,11 @@ class AsyncMapStep(Step):
         """One worker: takes calls from the queue, one at a time."""
         direct = self._direct
         while True:
-            call = await self.work.get()
+            self._idle_workers += 1
+            try:
+                call = await self.work.get()
+            finally:
+                self._idle_workers -= 1
             try:
                 call.result = await (self.fn(call.record) if direct else self._call(call.record))
             except Exception as exc:
@@ -184,7 +192,6 @@ class AsyncMapStep(Step):
             if segment is not None:
                 segment.waiting -= 1
                 segment.ready.append(call)
-            self._free_workers += 1
             self.running -= 1
             if not self.running:
                 self._all_done.set()
@@ -216,10 +223,10 @@ class AsyncMapStep(Step):
         loop = asyncio.get_running_loop()
         for i, record in enumerate(records):
             # Step 1.
-            while self.calls >= self.concurrency:
+            while self.calls >= self.capacity:
                 self._room.clear()
                 await self._flush()
-                if self.calls < self.concurrency:
+                if self.calls < self.capacity:
                     break
                 await self._room.wait()
                 self._check()
@@ -230,12 +237,11 @@ class AsyncMapStep(Step):
                 segment = self.segments[-1]
                 segment.waiting += 1
                 call = _Call(record, None if timestamps is None else timestamps[i], segment)
-            if self._free_workers:
-                self._free_workers -= 1
-            else:
-                self.workers.append(loop.create_task(self._work_loop(), name=f"streamcore:{self.name}:call"))
             self.running += 1
             self.work.put_nowait(call)
+            if self.work.qsize() > self._idle_workers and len(self.workers) < self.concurrency:
+                # More waiting records than idle workers: one more worker, up to the bound.
+                self.workers.append(loop.create_task(self._work_loop(), name=f"streamcore:{self.name}:call"))
             self.calls += 1
         await self._flush()
 
