@@ -48,7 +48,7 @@ def build(kind: str, left_path: str, right_path: str, out: str, *, rate: float |
 
 async def main(argv: list[str]) -> None:
     kind, left, right, out, url, prefix = argv[:6]
-    flow = build(kind, left, right, out, rate=8_000)
+    flow = build(kind, left, right, out, rate=2_000)
     print("started", flush=True)
     await flow.run(checkpoint=sc.Checkpointing(sc.RedisStateStore(url, key_prefix=prefix), interval=0.2))
     print("finished", flush=True)
