@@ -50,25 +50,12 @@ class AsofJoinStep(JoinStep):
         W = self.watermark_ms
         seq = self.seq
         dirty = self._dirty
-        if side == LEFT:
-            pending = self.pending
-            if min(timestamps) >= W:
-                # The common case, nothing late: the whole batch waits, built in C.
-                pending.extend(zip(timestamps, range(seq + 1, seq + 1 + len(records)), keys, records, strict=True))
-                self.seq = seq + len(records)
-                if dirty is not None:
-                    dirty.update(keys)
-                return
-            for x, t, k in zip(records, timestamps, keys, strict=True):
-                if t < W:
-                    late.append(x)
-                    late_ts.append(t)
-                    continue
-                seq += 1
-                pending.append((t, seq, k, x))
-                if dirty is not None:
-                    dirty.add(k)
-            self.seq = seq
+        if side == LEFT and min(timestamps) >= W:
+            # The common case, nothing late: the whole batch waits, built in C.
+            self.pending.extend(zip(timestamps, range(seq + 1, seq + 1 + len(records)), keys, records, strict=True))
+            self.seq = seq + len(records)
+            if dirty is not None:
+                dirty.update(keys)
             return
         versions = self.versions
         for x, t, k in zip(records, timestamps, keys, strict=True):
@@ -77,6 +64,11 @@ class AsofJoinStep(JoinStep):
                 late_ts.append(t)
                 continue
             seq += 1
+            if dirty is not None:
+                dirty.add(k)
+            if side == LEFT:
+                self.pending.append((t, seq, k, x))
+                continue
             entry = (t, seq, x)
             held = versions.get(k)
             if held is None:
@@ -92,8 +84,6 @@ class AsofJoinStep(JoinStep):
                 if drop > 0:
                     del held[:drop]
                 self.version_count += 1 - max(drop, 0)
-            if dirty is not None:
-                dirty.add(k)
         self.seq = seq
 
     def _fire(self, old_w: float, new_w: float, out: list[Any], out_ts: list[int]) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -29,10 +28,10 @@ from streamcore.operators.join_result import JoinResult
 from streamcore.operators.two_input import JoinStep
 from streamcore.operators.window_join import OUTER_SIDES
 from streamcore.runtime.steps import Step
+from streamcore.time.event_time_step import pop_due
 
 __all__ = ["SessionJoinStep"]
 
-POS_INF = math.inf
 NEVER = -1
 """The emission number of a record that took part in no emission yet."""
 
@@ -54,6 +53,10 @@ class _Session:
 
     def size(self) -> int:
         return len(self.records[0]) + len(self.records[1])
+
+
+def _end_of(s: _Session) -> int:
+    return s.end
 
 
 class SessionJoinStep(JoinStep):
@@ -163,26 +166,12 @@ class SessionJoinStep(JoinStep):
             self._dirty.add(k)
 
     def _fire(self, old_w: float, new_w: float, out: list[Any], out_ts: list[int]) -> None:
-        heap = self._fire_heap
-        while heap and heap[0][0] <= new_w:
-            end, _, s = heapq.heappop(heap)
-            if not s.alive:
-                continue
-            if s.end > end:
-                heapq.heappush(heap, (s.end, next(self._tie), s))
-                continue
+        for s in pop_due(self._fire_heap, new_w, _end_of, self._tie):
             s.queued = False
             self._emit(s, out, out_ts)
         # Step 4.
-        free = self._free_heap
         lateness = self.lateness_ms
-        while free and free[0][0] <= new_w:
-            limit, _, s = heapq.heappop(free)
-            if not s.alive:
-                continue
-            if s.end + lateness > limit:
-                heapq.heappush(free, (s.end + lateness, next(self._tie), s))
-                continue
+        for s in pop_due(self._free_heap, new_w, lambda s: s.end + lateness, self._tie):
             s.alive = False
             if self._dirty is not None:
                 self._dirty.add(s.key)

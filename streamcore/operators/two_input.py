@@ -25,16 +25,16 @@ from streamcore.operators.join_result import JoinStatistics
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
+from streamcore.time.event_time_step import EventTimeStep
 
 __all__ = ["LEFT", "RIGHT", "JoinStep"]
 
 LEFT = 0
 RIGHT = 1
-POS_INF = math.inf
 NEG_INF = -math.inf
 
 
-class JoinStep(Step):
+class JoinStep(EventTimeStep):
     """Routing, keys, late records, watermarks and snapshots shared by every join."""
 
     def __init__(self, node: JoinNode, late: Step, on_failure: Callable[..., None],
@@ -122,16 +122,6 @@ class JoinStep(Step):
         raise NotImplementedError
 
     # -- time ------------------------------------------------------------------------
-
-    async def on_watermark(self, timestamp_ms: float) -> None:
-        await self._advance(timestamp_ms)
-        await self.late_step.on_watermark(timestamp_ms)
-        await self.next.on_watermark(timestamp_ms)
-
-    async def on_end(self) -> None:
-        await self._advance(POS_INF)
-        await self.late_step.on_end()
-        await self.next.on_end()
 
     async def _advance(self, new_w: float) -> None:
         if new_w <= self.watermark_ms:

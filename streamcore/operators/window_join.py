@@ -15,7 +15,7 @@ Design: docs/joins.md
 from __future__ import annotations
 
 import math
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -23,6 +23,7 @@ from streamcore.dataflow.graph import WindowJoinNode
 from streamcore.operators.join_result import JoinResult
 from streamcore.operators.two_input import LEFT, JoinStep
 from streamcore.runtime.steps import Step
+from streamcore.time.event_time_step import insert_start
 
 __all__ = ["OUTER_SIDES", "WindowJoinStep"]
 
@@ -49,11 +50,7 @@ class WindowJoinStep(JoinStep):
     def _window(self, start: int) -> dict[Any, list[list[Any]]]:
         d: dict[Any, list[list[Any]]] = {}
         self.windows[start] = d
-        starts = self.starts
-        if not starts or start > starts[-1]:
-            starts.append(start)
-        else:
-            insort(starts, start)
+        insert_start(self.starts, start)
         return d
 
     def _add(self, side: int, records: list[Any], timestamps: list[int], keys: list[Any],

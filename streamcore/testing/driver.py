@@ -91,6 +91,16 @@ class VirtualTimeDriver:
         self._read_late = 0
 
 
+    def _batch(self, pairs: Iterable[tuple[Any, Any]]) -> tuple[list[Any], list[int]]:
+        """Records and their timestamps in ms, for a batch about to be delivered."""
+        self._check_open()
+        records: list[Any] = []
+        stamps: list[int] = []
+        for record, timestamp in pairs:
+            records.append(record)
+            stamps.append(to_timestamp_ms(timestamp))
+        return records, stamps
+
     def advance_watermark(self, watermark: Any) -> None:
         """Move the watermark to ``watermark`` (int ms, datetime or ``math.inf``)."""
         self._check_open()
@@ -241,11 +251,6 @@ class StageDriver(VirtualTimeDriver):
 
     def add_batch(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Deliver one batch of ``(record, timestamp)`` pairs, in order."""
-        self._check_open()
-        records: list[Any] = []
-        stamps: list[int] = []
-        for record, timestamp in pairs:
-            records.append(record)
-            stamps.append(to_timestamp_ms(timestamp))
+        records, stamps = self._batch(pairs)
         if records:
             _run(self.step.on_batch(records, stamps))

@@ -23,7 +23,6 @@ from streamcore.dataflow.graph import JoinNode
 from streamcore.errors import GraphError
 from streamcore.state.snapshot import EncodedSnapshot, apply_blob, encode_snapshot
 from streamcore.testing.driver import VirtualTimeDriver, _NoInput, _run
-from streamcore.time.duration import to_timestamp_ms
 
 __all__ = ["JoinDriver"]
 
@@ -96,12 +95,7 @@ class JoinDriver(VirtualTimeDriver):
 
     def add_batch(self, side: int, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Deliver one batch of ``(record, timestamp)`` pairs to ``side`` (0 left, 1 right)."""
-        self._check_open()
-        records: list[Any] = []
-        stamps: list[int] = []
-        for record, timestamp in pairs:
-            records.append(record)
-            stamps.append(to_timestamp_ms(timestamp))
+        records, stamps = self._batch(pairs)
         if records:
             _run(self.step.on_side_batch(side, records, stamps))
 
