@@ -5,6 +5,8 @@ The layers, bottom up (each imports only the ones below it):
 - ``streamcore.runtime``: mailboxes, actors, the planner and the runner;
 - ``streamcore.time``: timestamps, watermarks, windows, aggregators, keyed process;
 - ``streamcore.state``: state stores and checkpoints;
+- ``streamcore.operators``: joins and async enrichment, built on the step protocol and
+  chosen for a graph node through the runtime's step registry;
 - ``streamcore.dataflow``: the builder API users write flows with;
 - ``streamcore.batch``: batch DAG pipelines run as finite streams on the same runtime;
 - ``streamcore.daemon``: the command line, signals, HTTP endpoints.
@@ -31,6 +33,8 @@ from streamcore.errors import (
     StreamcoreError,
 )
 from streamcore.io import Sink, SinkContext, Source, SourceContext
+from streamcore.operators import JoinResult
+from streamcore.operators.cache import cached
 from streamcore.runtime.handle import FlowRun, RunState
 from streamcore.runtime.steps import DeadLetter
 from streamcore.state import MemoryStateStore, RedisStateStore
@@ -51,6 +55,7 @@ __all__ = [
     "DrainTimeoutError",
     "FlowRun",
     "GraphError",
+    "JoinResult",
     "KeyedProcessFunction",
     "KeyedStream",
     "MemoryStateStore",
@@ -81,4 +86,5 @@ __all__ = [
     "WindowResult",
     "WindowedStream",
     "agg",
+    "cached",
 ]

@@ -96,3 +96,68 @@ def batch_sizes() -> st.SearchStrategy[int]:
 
 def mailbox_capacities() -> st.SearchStrategy[int]:
     return st.integers(min_value=1, max_value=64)
+
+
+# -- joins: scripts of batches to either side and watermark moves --------------------
+
+JOIN_KEYS = ("a", "b", "c")
+
+
+@dataclass(frozen=True)
+class JoinRecord:
+    """One record of a join test: which side, its key, its event time, a unique id."""
+
+    side: str
+    key: str
+    ts: int
+    id: int
+
+
+@st.composite
+def join_scripts(draw: st.DrawFn, max_steps: int = 24) -> list[tuple[str, Any]]:
+    """Steps ``("L" | "R", [JoinRecord, ...])`` (a batch to one side) and ``("W", w)`` (the
+    join's watermark moves to ``w``), in order. Timestamps drift forward with jitter and a
+    few very late outliers; one side often goes quiet for several steps while the other
+    goes on (both sides idle in turn), and watermarks sometimes jump."""
+    steps: list[tuple[str, Any]] = []
+    clock = draw(st.integers(0, 20))
+    watermark = -1_000
+    next_id = 0
+    side = draw(st.sampled_from("LR"))
+    for _ in range(draw(st.integers(1, max_steps))):
+        kind = draw(st.sampled_from(["batch", "batch", "batch", "switch", "watermark"]))
+        if kind == "switch":
+            side = "R" if side == "L" else "L"
+            continue
+        if kind == "watermark":
+            watermark = max(watermark, clock - draw(st.integers(0, 25)))
+            steps.append(("W", watermark))
+            continue
+        batch = []
+        for _ in range(draw(st.integers(1, 4))):
+            clock += draw(st.integers(0, 5))
+            ts = clock - draw(st.integers(0, 12))
+            if draw(st.integers(0, 9)) == 0:
+                ts -= draw(st.integers(10, 60))  # an outlier, likely late
+            batch.append(JoinRecord(side, draw(st.sampled_from(JOIN_KEYS)), ts, next_id))
+            next_id += 1
+        steps.append((side, batch))
+    return steps
+
+
+def in_order_join_inputs(max_records: int = 40) -> st.SearchStrategy[list[JoinRecord]]:
+    """Records of both sides with timestamps never behind the other records of their side
+    by more than 3 ms (a 3 ms out-of-orderness bound makes none of them late)."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> list[JoinRecord]:
+        records = []
+        clocks = {"L": 0, "R": 0}
+        for i in range(draw(st.integers(0, max_records))):
+            side = draw(st.sampled_from("LR"))
+            clocks[side] += draw(st.integers(0, 6))
+            ts = clocks[side] - draw(st.integers(0, 3))
+            records.append(JoinRecord(side, draw(st.sampled_from(JOIN_KEYS)), max(ts, 0), i))
+        return records
+
+    return build()

@@ -14,6 +14,7 @@ PROMISED = [
     "Aggregator",
     "Dataflow",
     "DeadLetter",
+    "JoinResult",
     "MemoryStateStore",
     "Pipeline",
     "PipelineValidationError",

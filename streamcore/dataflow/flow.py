@@ -17,7 +17,11 @@ from streamcore.dataflow.graph import (
     LATE,
     MAIN,
     ON_ERROR_POLICIES,
+    AsofJoinNode,
+    AsyncOpNode,
     DeadLettersNode,
+    IntervalJoinNode,
+    JoinNode,
     KeyByNode,
     Node,
     OpNode,
@@ -25,6 +29,7 @@ from streamcore.dataflow.graph import (
     SinkNode,
     SourceNode,
     UnionNode,
+    WindowJoinNode,
     WindowNode,
 )
 from streamcore.errors import GraphError
@@ -35,9 +40,11 @@ if TYPE_CHECKING:
     from streamcore.state.checkpointing import Checkpointing, RestartPolicy
     from streamcore.time.idle_advance import IdleAdvance, WallClock
 
-__all__ = ["Dataflow", "KeyedStream", "Stream", "WindowedStream"]
+__all__ = ["Dataflow", "JoinResultStream", "KeyedStream", "Stream", "WindowedStream"]
 
 OVERFLOW_POLICIES = ("block", "drop_oldest", "drop_newest")
+DEFAULT_CONCURRENCY = 100
+"""Calls in flight of an async stage given ``timeout=``, ``retry=`` or ``ordered=False`` alone."""
 
 
 def _is_async(fn: Any) -> bool:
@@ -267,29 +274,74 @@ class Stream:
     def _edge(self) -> list[tuple[Node, str]]:
         return [(self.node, self.port)]
 
-    def _op(self, op: str, fn: Callable[..., Any], name: str | None, on_error: str) -> Stream:
+    def _op(self, op: str, fn: Callable[..., Any], name: str | None, on_error: str, **async_options: Any) -> Stream:
         if not callable(fn):
             raise GraphError(f"{op}() takes a function, got {fn!r}")
+        is_async = _is_async(fn)
+        options = {k: v for k, v in async_options.items() if v is not None}
+        if options.get("ordered") is True:
+            del options["ordered"]
+        if not options:
+            node = self.flow._add(
+                OpNode, name, op, inputs=self._edge(), op=op, fn=fn, is_async=is_async, on_error=on_error
+            )
+            return Stream(self.flow, node)
+        if not is_async:
+            raise GraphError(
+                f"{op}() with {', '.join(f'{k}=' for k in options)} needs an async def function; "
+                f"{getattr(fn, '__name__', fn)!r} is a plain function"
+            )
+        concurrency = options.get("concurrency", DEFAULT_CONCURRENCY)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise GraphError(f"concurrency must be a positive int (calls in flight), got {concurrency!r}")
+        timeout = options.get("timeout")
+        timeout_ms = None if timeout is None else to_duration_ms(timeout, "timeout")
+        if timeout_ms is not None and timeout_ms <= 0:
+            raise GraphError(f"timeout must be a positive duration, got {timeout!r}")
+        retry = options.get("retry")
+        if retry is not None:
+            from streamcore.batch.retry import Retry
+
+            if not isinstance(retry, Retry):
+                raise GraphError(f"retry takes sc.Retry(...), got {retry!r}")
         node = self.flow._add(
-            OpNode, name, op, inputs=self._edge(), op=op, fn=fn, is_async=_is_async(fn), on_error=on_error
+            AsyncOpNode, name, op, inputs=self._edge(), op=op, fn=fn, is_async=True, on_error=on_error,
+            concurrency=concurrency, ordered=async_options.get("ordered") is not False,
+            timeout_ms=timeout_ms, retry=retry,
         )
         return Stream(self.flow, node)
 
-    def map(self, fn: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail") -> Stream:
-        """Replace each record by ``fn(record)``."""
-        return self._op("map", fn, name, on_error)
+    def map(self, fn: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail",
+            concurrency: int | None = None, ordered: bool = True, timeout: timedelta | int | None = None,
+            retry: Any = None) -> Stream:
+        """Replace each record by ``fn(record)``.
+
+        For an ``async def fn``: ``concurrency=N`` keeps at most N calls in flight across
+        batches, ``ordered=False`` emits results as they finish (never across a
+        watermark or checkpoint), ``timeout=`` bounds each try and ``retry=sc.Retry(...)``
+        retries; see docs/joins.md#async-enrichment.
+        """
+        return self._op("map", fn, name, on_error, concurrency=concurrency, ordered=ordered, timeout=timeout,
+                        retry=retry)
 
     def filter(
-        self, predicate: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail"
+        self, predicate: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail",
+        concurrency: int | None = None, ordered: bool = True, timeout: timedelta | int | None = None,
+        retry: Any = None,
     ) -> Stream:
-        """Keep the records for which ``predicate(record)`` is true."""
-        return self._op("filter", predicate, name, on_error)
+        """Keep the records for which ``predicate(record)`` is true (async options as for ``map``)."""
+        return self._op("filter", predicate, name, on_error, concurrency=concurrency, ordered=ordered,
+                        timeout=timeout, retry=retry)
 
     def flat_map(
-        self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None, on_error: str = "fail"
+        self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None, on_error: str = "fail",
+        concurrency: int | None = None, ordered: bool = True, timeout: timedelta | int | None = None,
+        retry: Any = None,
     ) -> Stream:
-        """Replace each record by the records of the iterable ``fn(record)`` returns."""
-        return self._op("flat_map", fn, name, on_error)
+        """Replace each record by the records of the iterable ``fn(record)`` returns (async
+        options as for ``map``)."""
+        return self._op("flat_map", fn, name, on_error, concurrency=concurrency, ordered=ordered,
+                        timeout=timeout, retry=retry)
 
     def key_by(
         self, key: Callable[[Any], Any], *, name: str | None = None, prepartitioned: bool = False
@@ -396,6 +448,94 @@ class KeyedStream(Stream):
         )
         return Stream(self.flow, node)
 
+    # -- joins -------------------------------------------------------------------
+
+    def _join(self, other: KeyedStream, what: str, node_cls: type[JoinNode], name: str | None,
+              on_error: str, **fields: Any) -> JoinResultStream:
+        if not isinstance(other, KeyedStream):
+            raise GraphError(f"{what}() joins with a keyed stream: call .key_by(...) on {other!r} first")
+        if other.flow is not self.flow:
+            raise GraphError(f"cannot join {other!r}: it belongs to flow {other.flow.name!r}, not {self.flow.name!r}")
+        if other.node is self.node:
+            raise GraphError(
+                f"{what}() of a keyed stream with itself: key the stream twice "
+                "(s.key_by(k).join(s.key_by(k), ...)) so each side is its own input"
+            )
+        node = self.flow._add(
+            node_cls, name, what, inputs=[*self._edge(), *other._edge()],
+            left_key=self.key, right_key=other.key, on_error=on_error, **fields,
+        )
+        return JoinResultStream(self.flow, node)
+
+    def join(
+        self,
+        other: KeyedStream,
+        *,
+        window: Any,
+        how: str = "inner",
+        allowed_lateness: timedelta | int = 0,
+        name: str | None = None,
+        on_error: str = "fail",
+    ) -> JoinResultStream:
+        """Window join: each (left, right) pair of one key and window, when the window fires.
+
+        ``how`` is "inner", "left", "right" or "outer" (outer kinds also emit the records
+        of a window with no partner, with None on the other side). Results are
+        ``sc.JoinResult``; records too late for all their windows are on ``.late``.
+        Semantics: docs/joins.md#window-join.
+        """
+        from streamcore.time.windows import WindowAssigner
+
+        if not isinstance(window, WindowAssigner):
+            raise GraphError(
+                "join() takes window=sc.TumblingWindows(...), sc.SlidingWindows(...) or "
+                f"sc.SessionWindows(...), got {window!r}"
+            )
+        if how not in JOIN_HOW:
+            raise GraphError(f"join() how must be one of {', '.join(map(repr, JOIN_HOW))}, got {how!r}")
+        lateness = to_duration_ms(allowed_lateness, "allowed_lateness")
+        if lateness < 0:
+            raise GraphError(f"allowed_lateness must not be negative, got {allowed_lateness!r}")
+        return self._join(other, "join", WindowJoinNode, name, on_error,
+                          how=how, assigner=window, allowed_lateness_ms=lateness)
+
+    def interval_join(
+        self,
+        other: KeyedStream,
+        *,
+        lower: timedelta | int,
+        upper: timedelta | int,
+        name: str | None = None,
+        on_error: str = "fail",
+    ) -> JoinResultStream:
+        """Interval join: every pair of one key with ``ts(l) + lower <= ts(r) <= ts(l) + upper``,
+        emitted as soon as both are seen (inner). Semantics: docs/joins.md#interval-join."""
+        lower_ms = to_duration_ms(lower, "lower")
+        upper_ms = to_duration_ms(upper, "upper")
+        if lower_ms > upper_ms:
+            raise GraphError(f"interval_join() lower ({lower_ms} ms) is above upper ({upper_ms} ms); no pair could join")
+        return self._join(other, "interval_join", IntervalJoinNode, name, on_error,
+                          lower_ms=lower_ms, upper_ms=upper_ms)
+
+    def join_asof(
+        self,
+        other: KeyedStream,
+        *,
+        how: str = "inner",
+        name: str | None = None,
+        on_error: str = "fail",
+    ) -> JoinResultStream:
+        """As-of join: each left record with the right record of its key whose timestamp is
+        the greatest at or before its own, once the watermark has passed it.
+        ``how="left"`` keeps left records with no match (right None); "inner" drops and
+        counts them. Semantics: docs/joins.md#as-of-join."""
+        if how not in ("inner", "left"):
+            raise GraphError(f"join_asof() how must be 'inner' or 'left', got {how!r}")
+        return self._join(other, "join_asof", AsofJoinNode, name, on_error, how=how)
+
+
+JOIN_HOW = ("inner", "left", "right", "outer")
+
 
 def _check_parallelism(parallelism: int) -> int:
     if not isinstance(parallelism, int) or parallelism < 1:
@@ -468,4 +608,13 @@ class WindowResultStream(Stream):
     @property
     def late(self) -> Stream:
         """Records later than the allowed lateness for all their windows, unchanged."""
+        return Stream(self.flow, self.node, LATE)
+
+
+class JoinResultStream(Stream):
+    """The results of a join (``sc.JoinResult``), with its late records on ``.late``."""
+
+    @property
+    def late(self) -> Stream:
+        """Records of either side too late to join, unchanged."""
         return Stream(self.flow, self.node, LATE)

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 __all__ = [
     "LATE",
     "MAIN",
+    "AsofJoinNode",
+    "AsyncOpNode",
     "DeadLettersNode",
+    "IntervalJoinNode",
+    "JoinNode",
     "KeyByNode",
     "Node",
     "OpNode",
@@ -26,6 +30,7 @@ __all__ = [
     "SinkNode",
     "SourceNode",
     "UnionNode",
+    "WindowJoinNode",
     "WindowNode",
 ]
 
@@ -47,6 +52,8 @@ class Node:
 
     kind = "node"
     stateful = False
+    event_time = False
+    """The stage needs event timestamps and watermarks (windows, process, joins)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -81,6 +88,18 @@ class OpNode(Node):
 
 
 @dataclass(eq=False, repr=False)
+class AsyncOpNode(OpNode):
+    """An ``async def`` map/filter/flat_map with at most ``concurrency`` calls in flight."""
+
+    concurrency: int = 100
+    ordered: bool = True
+    timeout_ms: int | None = None
+    retry: Any = None
+
+    kind = "async_op"
+
+
+@dataclass(eq=False, repr=False)
 class KeyByNode(Node):
     """Declares the key of each record; keyed stages downstream route and keep state by it."""
 
@@ -111,6 +130,7 @@ class WindowNode(Node):
 
     kind = "window"
     stateful = True
+    event_time = True
 
 
 @dataclass(eq=False, repr=False)
@@ -124,6 +144,47 @@ class ProcessNode(Node):
 
     kind = "process"
     stateful = True
+    event_time = True
+
+
+@dataclass(eq=False, repr=False)
+class JoinNode(Node):
+    """Joins two keyed streams: ``inputs[0]`` is the left side, ``inputs[1]`` the right."""
+
+    left_key: Callable[[Any], Any] | None = None
+    right_key: Callable[[Any], Any] | None = None
+    how: str = "inner"
+
+    kind = "join"
+    stateful = True
+    event_time = True
+
+
+@dataclass(eq=False, repr=False)
+class WindowJoinNode(JoinNode):
+    """Pairs of one key and window, emitted when the window fires."""
+
+    assigner: Any = None
+    allowed_lateness_ms: int = 0
+
+    kind = "window_join"
+
+
+@dataclass(eq=False, repr=False)
+class IntervalJoinNode(JoinNode):
+    """Pairs with ``ts(l) + lower_ms <= ts(r) <= ts(l) + upper_ms``, emitted when both are seen."""
+
+    lower_ms: int = 0
+    upper_ms: int = 0
+
+    kind = "interval_join"
+
+
+@dataclass(eq=False, repr=False)
+class AsofJoinNode(JoinNode):
+    """Each left record with the latest right record of its key at or before its time."""
+
+    kind = "asof_join"
 
 
 @dataclass(eq=False, repr=False)

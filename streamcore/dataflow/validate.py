@@ -9,10 +9,8 @@ from streamcore.dataflow.graph import (
     MAIN,
     DeadLettersNode,
     Node,
-    ProcessNode,
     SinkNode,
     SourceNode,
-    WindowNode,
 )
 from streamcore.errors import GraphError
 
@@ -73,7 +71,7 @@ def validate(flow: Dataflow) -> None:
         )
     for node in nodes:
         sources = upstream_sources(node)
-        if isinstance(node, WindowNode | ProcessNode):
+        if node.event_time:
             for src in sources:
                 if isinstance(src, DeadLettersNode):
                     raise GraphError(

@@ -122,6 +122,14 @@ class FlowCollector(Collector):
         state_entries = GaugeMetricFamily(
             "streamcore_stage_state_entries", "Key-and-window accumulators held", labels=labels
         )
+        join_state = GaugeMetricFamily(
+            "streamcore_stage_join_state_records", "Records held in a join's state", labels=labels
+        )
+        join_pairs = CounterMetricFamily("streamcore_stage_join_pairs", "Joined pairs emitted", labels=labels)
+        join_unmatched = CounterMetricFamily(
+            "streamcore_stage_join_unmatched", "Join results without a partner (or dropped for want of one)",
+            labels=labels,
+        )
         source_lag = GaugeMetricFamily(
             "streamcore_source_lag_records", "Records left to read per partition (Kafka consumer lag)",
             labels=["flow", "stage", "partition"],
@@ -156,6 +164,7 @@ class FlowCollector(Collector):
                 pairs: tuple[tuple[Any, str], ...] = (
                     (late, "late"), (fired, "fired"), (updates, "updates"),
                     (state_windows, "windows"), (state_entries, "accumulators"),
+                    (join_state, "state_records"), (join_pairs, "pairs"), (join_unmatched, "unmatched"),
                 )
                 for stage_family, attr in pairs:
                     if hasattr(extra, attr):
@@ -183,6 +192,7 @@ class FlowCollector(Collector):
         tasks.add_metric([flow.name], len(runtimes))
         yield from counters.values()
         yield from (batch_time, watermark, lag, late, fired, updates, state_windows, state_entries, source_lag)
+        yield from (join_state, join_pairs, join_unmatched)
         yield from (size, capacity, blocked, cp_done, cp_failed, cp_duration, cp_bytes, cp_id, cp_age)
         yield from (restarts, tasks)
 

@@ -163,6 +163,8 @@ class Actor:
         self.finished = False
         self.checkpoint: CheckpointCoordinator | None = None
         self.stateful: list[Stateful] = [s for s in steps if isinstance(s, Stateful)]
+        self._routed = getattr(head, "on_channel_batch", None)
+        """A head step with several inputs to tell apart (a join) takes batches with their channel."""
         # Barrier alignment: which channels delivered the barrier being aligned, the
         # messages held back meanwhile, and those to process again before the inbox.
         self._aligning: Barrier | None = None
@@ -224,7 +226,10 @@ class Actor:
             elif cls is Batch:
                 self.records_in += len(msg.records)  # type: ignore[union-attr]
                 self.batches_in += 1
-                await head.on_batch(msg.records, msg.timestamps)  # type: ignore[union-attr]
+                if self._routed is None:
+                    await head.on_batch(msg.records, msg.timestamps)  # type: ignore[union-attr]
+                else:
+                    await self._routed(msg.channel, msg.records, msg.timestamps)  # type: ignore[union-attr]
                 if dead.pending:
                     await dead.flush()
                 spent = perf_counter() - started

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from streamcore.dataflow.graph import (
     DeadLettersNode,
     Node,
-    ProcessNode,
     SinkNode,
     SourceNode,
     UnionNode,
-    WindowNode,
 )
 from streamcore.dataflow.validate import consumers_of
 
@@ -93,7 +91,7 @@ def _needs_time(nodes: list[Node], consumers: dict[tuple[int, str], list[Node]])
     for node in reversed(nodes):
         for port in ("main", "late"):
             for c in consumers.get((node.id, port), []):
-                if isinstance(c, WindowNode | ProcessNode) or c.id in needs or _sink_wants_time(c):
+                if c.event_time or c.id in needs or _sink_wants_time(c):
                     needs.add(node.id)
     return needs
 

@@ -52,6 +52,7 @@ from streamcore.runtime.actor import (
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.mailbox import Mailbox, MailboxStatistics
 from streamcore.runtime.planner import ActorGroup, Plan, plan
+from streamcore.runtime.registry import StepContext, step_factory
 from streamcore.runtime.steps import (
     AsyncOpStep,
     ChainStep,
@@ -254,12 +255,15 @@ class Runtime:
                 nxt = step
 
         for node in reversed(nodes):
-            if isinstance(node, OpNode):
+            factory = step_factory(node.kind)
+            if isinstance(node, OpNode) and factory is None:
                 ops.append(node)
                 continue
             flush_ops()
             step: Step
-            if isinstance(node, SinkNode):
+            if factory is not None:
+                step = factory(node, self._step_context(node, group, output, collector))
+            elif isinstance(node, SinkNode):
                 step = SinkStep(node.name, self.flow.name, node.sink, node.on_error, collector)
             elif isinstance(node, WindowNode):
                 from streamcore.time.window_step import make_window_step
@@ -289,6 +293,16 @@ class Runtime:
             outlets,
             collector,
         )
+
+    def _step_context(
+        self, node: Node, group: ActorGroup, output: Callable[[Node, str], Step], collector: DeadLetterCollector
+    ) -> StepContext:
+        channels = [
+            list(range(base, base + self.plan.group_of[up.id].parallelism))
+            for up, port in node.inputs
+            for base in [self._channels.get((up.id, port, group.index), 0)]
+        ]
+        return StepContext(self.flow.name, lambda port: output(node, port), collector, channels)
 
     # -- running -----------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import DeadLetter, Step
 from streamcore.time.duration import to_duration_ms, to_timestamp_ms
 
-__all__ = ["StageDriver"]
+__all__ = ["StageDriver", "VirtualTimeDriver"]
 
 
 class _Capture(Step):
@@ -72,103 +72,34 @@ def _run(coro: Any) -> None:
     )
 
 
-class StageDriver:
-    """Feeds one window or process stage records and watermarks, in virtual time.
+class VirtualTimeDriver:
+    """What every virtual-time driver shares: watermark moves, end of stream, captured
+    output, failed records. Subclasses build ``self.step`` and deliver records."""
 
-    Build it from the result stream of ``.aggregate()`` / ``.reduce()`` / ``.process()``
-    in a flow, or directly with ``StageDriver.window(...)`` / ``StageDriver.process(...)``::
-
-        driver = StageDriver.window(sc.TumblingWindows(10), sc.agg.count(), key=lambda r: r["user"])
-        driver.add({"user": "a"}, 3)
-        driver.advance_watermark(10)
-        driver.read()   # [WindowResult(key='a', start=0, end=10, value=1, is_update=False)]
-    """
-
-    def __init__(self, stream: Stream) -> None:
-        node = stream.node
-        if not isinstance(node, WindowNode | ProcessNode):
-            raise GraphError(
-                f"StageDriver drives a window or process stage; {stream!r} comes from a "
-                f"{node.kind} stage"
-            )
-        self.name = node.name
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.output = _Capture()
         self.late_output = _Capture()
         self.dead_letters: list[DeadLetter] = []
         """Records that failed with ``on_error="dead_letter"``."""
         self.skipped = 0
         """Records that failed with ``on_error="skip"``."""
-        self.step: Any
-        if isinstance(node, WindowNode):
-            from streamcore.time.window_step import make_window_step
-
-            self.step = make_window_step(node, self.late_output, self._failed)
-        else:
-            from streamcore.time.process import ProcessStep
-
-            self.step = ProcessStep(node, self._failed)
-        self.step.next = self.output
+        self.step: Any = None
         self.watermark_ms: float = -math.inf
         self.ended = False
         self._read = 0
         self._read_late = 0
 
-    # -- building without a flow ---------------------------------------------------
 
-    @classmethod
-    def window(
-        cls,
-        assigner: Any,
-        aggregation: Any,
-        *,
-        key: Callable[[Any], Any],
-        allowed_lateness: Any = 0,
-        on_error: str = "fail",
-    ) -> StageDriver:
-        """A driver over ``key_by(key).window(assigner, ...).aggregate(aggregation)``."""
-        keyed = cls._keyed(key)
-        return cls(keyed.window(assigner, allowed_lateness=allowed_lateness).aggregate(aggregation, on_error=on_error))
-
-    @classmethod
-    def reduce(
-        cls,
-        assigner: Any,
-        fn: Callable[[Any, Any], Any],
-        *,
-        key: Callable[[Any], Any],
-        allowed_lateness: Any = 0,
-        on_error: str = "fail",
-    ) -> StageDriver:
-        """A driver over ``key_by(key).window(assigner, ...).reduce(fn)``."""
-        keyed = cls._keyed(key)
-        return cls(keyed.window(assigner, allowed_lateness=allowed_lateness).reduce(fn, on_error=on_error))
-
-    @classmethod
-    def process(cls, fn: Any, *, key: Callable[[Any], Any], on_error: str = "fail") -> StageDriver:
-        """A driver over ``key_by(key).process(fn)``."""
-        return cls(cls._keyed(key).process(fn, on_error=on_error))
-
-    @staticmethod
-    def _keyed(key: Callable[[Any], Any]) -> Any:
-        flow = Dataflow("stage-driver")
-        return flow.source(_NoInput(), timestamp=lambda r: 0).key_by(key)
-
-    # -- input -------------------------------------------------------------------
-
-    def add(self, record: Any, timestamp: Any) -> None:
-        """Deliver one record (a batch of one) with its event time (int ms or datetime)."""
-        self.add_batch([(record, timestamp)])
-
-    def add_batch(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        """Deliver one batch of ``(record, timestamp)`` pairs, in order."""
+    def _batch(self, pairs: Iterable[tuple[Any, Any]]) -> tuple[list[Any], list[int]]:
+        """Records and their timestamps in ms, for a batch about to be delivered."""
         self._check_open()
         records: list[Any] = []
         stamps: list[int] = []
         for record, timestamp in pairs:
             records.append(record)
             stamps.append(to_timestamp_ms(timestamp))
-        if records:
-            _run(self.step.on_batch(records, stamps))
+        return records, stamps
 
     def advance_watermark(self, watermark: Any) -> None:
         """Move the watermark to ``watermark`` (int ms, datetime or ``math.inf``)."""
@@ -240,3 +171,86 @@ class StageDriver:
     def statistics(self) -> Any:
         """The stage's statistics (window state size, late records, timers...)."""
         return self.step.statistics()
+
+
+class StageDriver(VirtualTimeDriver):
+    """Feeds one window or process stage records and watermarks, in virtual time.
+
+    Build it from the result stream of ``.aggregate()`` / ``.reduce()`` / ``.process()``
+    in a flow, or directly with ``StageDriver.window(...)`` / ``StageDriver.process(...)``::
+
+        driver = StageDriver.window(sc.TumblingWindows(10), sc.agg.count(), key=lambda r: r["user"])
+        driver.add({"user": "a"}, 3)
+        driver.advance_watermark(10)
+        driver.read()   # [WindowResult(key='a', start=0, end=10, value=1, is_update=False)]
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        node = stream.node
+        if not isinstance(node, WindowNode | ProcessNode):
+            raise GraphError(
+                f"StageDriver drives a window or process stage; {stream!r} comes from a "
+                f"{node.kind} stage"
+            )
+        super().__init__(node.name)
+        if isinstance(node, WindowNode):
+            from streamcore.time.window_step import make_window_step
+
+            self.step = make_window_step(node, self.late_output, self._failed)
+        else:
+            from streamcore.time.process import ProcessStep
+
+            self.step = ProcessStep(node, self._failed)
+        self.step.next = self.output
+
+    # -- building without a flow ---------------------------------------------------
+
+    @classmethod
+    def window(
+        cls,
+        assigner: Any,
+        aggregation: Any,
+        *,
+        key: Callable[[Any], Any],
+        allowed_lateness: Any = 0,
+        on_error: str = "fail",
+    ) -> StageDriver:
+        """A driver over ``key_by(key).window(assigner, ...).aggregate(aggregation)``."""
+        keyed = cls._keyed(key)
+        return cls(keyed.window(assigner, allowed_lateness=allowed_lateness).aggregate(aggregation, on_error=on_error))
+
+    @classmethod
+    def reduce(
+        cls,
+        assigner: Any,
+        fn: Callable[[Any, Any], Any],
+        *,
+        key: Callable[[Any], Any],
+        allowed_lateness: Any = 0,
+        on_error: str = "fail",
+    ) -> StageDriver:
+        """A driver over ``key_by(key).window(assigner, ...).reduce(fn)``."""
+        keyed = cls._keyed(key)
+        return cls(keyed.window(assigner, allowed_lateness=allowed_lateness).reduce(fn, on_error=on_error))
+
+    @classmethod
+    def process(cls, fn: Any, *, key: Callable[[Any], Any], on_error: str = "fail") -> StageDriver:
+        """A driver over ``key_by(key).process(fn)``."""
+        return cls(cls._keyed(key).process(fn, on_error=on_error))
+
+    @staticmethod
+    def _keyed(key: Callable[[Any], Any]) -> Any:
+        flow = Dataflow("stage-driver")
+        return flow.source(_NoInput(), timestamp=lambda r: 0).key_by(key)
+
+    # -- input -------------------------------------------------------------------
+
+    def add(self, record: Any, timestamp: Any) -> None:
+        """Deliver one record (a batch of one) with its event time (int ms or datetime)."""
+        self.add_batch([(record, timestamp)])
+
+    def add_batch(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """Deliver one batch of ``(record, timestamp)`` pairs, in order."""
+        records, stamps = self._batch(pairs)
+        if records:
+            _run(self.step.on_batch(records, stamps))

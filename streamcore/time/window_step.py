@@ -18,7 +18,7 @@ import heapq
 import itertools
 import logging
 import math
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +31,7 @@ from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
 from streamcore.time.accumulate import Combiners, add_statements
 from streamcore.time.aggregators import Aggregation
+from streamcore.time.event_time_step import EventTimeStep, insert_start, pop_due
 from streamcore.time.windows import SessionWindows, WindowResult
 
 __all__ = ["WindowStatistics", "make_window_step"]
@@ -62,7 +63,7 @@ def make_window_step(node: WindowNode, late: Step, on_failure: Callable[..., Non
     return PaneWindowStep(node, late, on_failure)
 
 
-class _WindowStepBase(Step):
+class _WindowStepBase(EventTimeStep):
     def __init__(self, node: WindowNode, late: Step, on_failure: Callable[..., None]) -> None:
         self.node = node
         self.name = node.name
@@ -117,19 +118,6 @@ class _WindowStepBase(Step):
         self.fired = meta["fired"]
         self.updates = meta["updates"]
         self.late = meta["late"]
-
-    async def on_watermark(self, timestamp_ms: float) -> None:
-        await self._advance(timestamp_ms)
-        await self.late_step.on_watermark(timestamp_ms)
-        await self.next.on_watermark(timestamp_ms)
-
-    async def on_end(self) -> None:
-        await self._advance(POS_INF)
-        await self.late_step.on_end()
-        await self.next.on_end()
-
-    async def _advance(self, watermark_ms: float) -> None:
-        raise NotImplementedError
 
     def _compile(self, template: str, extra: dict[str, Any]) -> Callable[..., Any]:
         """Compile the per-batch loop; ``{ADD:n}`` in the template becomes the adds, indented n."""
@@ -323,11 +311,7 @@ class PaneWindowStep(_WindowStepBase):
     def _new_pane(self, start: int) -> dict[Any, list[Any]]:
         d: dict[Any, list[Any]] = {}
         self.panes[start] = d
-        starts = self.pane_starts
-        if not starts or start > starts[-1]:
-            starts.append(start)
-        else:
-            insort(starts, start)
+        insert_start(self.pane_starts, start)
         return d
 
     async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
@@ -501,6 +485,10 @@ class PaneWindowStep(_WindowStepBase):
             late=self.late,
             watermark_ms=self.watermark_ms,
         )
+
+
+def _end_of(s: _Session) -> int:
+    return s.end
 
 
 class _Session:
@@ -696,13 +684,7 @@ class SessionWindowStep(_WindowStepBase):
         out: list[WindowResult] = []
         heap = self._fire_heap
         result = self.combiners.result
-        while heap and heap[0][0] <= new_w:
-            end, _, s = heapq.heappop(heap)
-            if not s.alive:
-                continue
-            if s.end > end:
-                heapq.heappush(heap, (s.end, next(self._tie), s))
-                continue
+        for s in pop_due(heap, new_w, _end_of, self._tie):
             s.queued = False
             if self._dirty is not None:
                 self._dirty.add(s.key)
@@ -713,13 +695,7 @@ class SessionWindowStep(_WindowStepBase):
         self.fired += len(out)
         free = self._free_heap
         lateness = self.lateness_ms
-        while free and free[0][0] <= new_w:
-            limit, _, s = heapq.heappop(free)
-            if not s.alive:
-                continue
-            if s.end + lateness > limit:
-                heapq.heappush(free, (s.end + lateness, next(self._tie), s))
-                continue
+        for s in pop_due(free, new_w, lambda s: s.end + lateness, self._tie):
             s.alive = False
             if self._dirty is not None:
                 self._dirty.add(s.key)
