@@ -11,13 +11,15 @@ Exactly once (``exactly_once=True``) uses one transactional producer whose
 running with that id and aborts that process's open transaction. Under checkpointing
 it is a two-phase commit against the checkpoint protocol:
 1. Records written between two barriers go into one Kafka transaction.
-2. ``pre_commit(n)`` flushes that transaction and seals its records as a *group*
-   (``_transactions.py``); the state it returns is a write-ahead log of every group
-   not known to be published, and the sequence number of the last one.
+2. Every item sent is also appended to the open transaction's *journal*
+   (``_transactions.py``: one compact byte string, not an object per record).
+   ``pre_commit(n)`` flushes that transaction and seals its journal as a *group*; the
+   state it returns is a write-ahead log of every group not known to be published
+   (their journals), and the sequence number of the last one.
 3. Kafka allows one open transaction per transactional id: records written after
-   ``pre_commit(n)`` and before ``commit(n)`` are kept in memory (``_buffer``), as are
-   groups sealed meanwhile; they are sent once ``commit(n)`` starts the next
-   transaction.
+   ``pre_commit(n)`` and before ``commit(n)`` go to a journal only (``_buffer``), as do
+   groups sealed meanwhile; they are read back and sent once ``commit(n)`` starts the
+   next transaction.
 4. ``commit(n)`` publishes every sealed group of a checkpoint up to ``n`` in the open
    transaction (sending those not sent yet), commits the *marker* (the sequence number
    of the last group, as an offset of the consumer group ``marker_group``) in the same
@@ -51,7 +53,15 @@ from aiokafka.errors import KafkaError
 from connectors.kafka._client import Connection, start_with_retry, stop_quietly
 from connectors.kafka._errors import describe, retry
 from connectors.kafka._formats import encode_headers, encode_key, value_encoder
-from connectors.kafka._transactions import Group, Item, State, decode_state, encode_state
+from connectors.kafka._transactions import (
+    Group,
+    Item,
+    Journal,
+    State,
+    decode_state,
+    encode_state,
+    read_journal,
+)
 from streamcore.errors import SinkError
 from streamcore.io import Sink, SinkContext
 
@@ -161,11 +171,11 @@ class KafkaSink(Sink):
         self._broken = False
         """A send or commit failed: the open transaction can only be aborted."""
         self._failed = False
-        self._current: list[Item] = []
+        self._current = Journal()
         """Checkpointing: items in the open transaction, not sealed yet."""
         self._groups: list[Group] = []
         """Sealed groups not yet published, in order; only the first can be ``sent``."""
-        self._buffer: list[Item] = []
+        self._buffer = Journal()
         """Items written while a sealed group holds the open transaction (not sent)."""
         self._seq = 0
         self._parked = False
@@ -367,10 +377,10 @@ class KafkaSink(Sink):
             self._usable()
             if self._checkpointing:
                 if self._groups:
-                    self._buffer.extend(items)  # step 3
+                    self._buffer.append(items)  # step 3
                     return
                 await self._send(items)
-                self._current.extend(items)
+                self._current.append(items)  # step 2: the write-ahead, as it is written
             else:
                 await self._send(items)
 
@@ -437,8 +447,10 @@ class KafkaSink(Sink):
             producer = self._usable()
             if self._groups:
                 if self._buffer:
-                    self._groups.append(Group(self._next_seq(), checkpoint_id, self._buffer))
-                    self._buffer = []
+                    count = len(self._buffer)
+                    self._groups.append(
+                        Group(self._next_seq(), checkpoint_id, self._buffer.seal(), count)
+                    )
             elif self._current:
                 try:
                     await producer.flush()
@@ -447,10 +459,10 @@ class KafkaSink(Sink):
                     raise self._error(
                         f"flushing for checkpoint {checkpoint_id} failed: {describe(exc)}"
                     ) from exc
+                count = len(self._current)
                 self._groups.append(
-                    Group(self._next_seq(), checkpoint_id, self._current, sent=True)
+                    Group(self._next_seq(), checkpoint_id, self._current.seal(), count, sent=True)
                 )
-                self._current = []
             return encode_state(self._tid, self._marker_group, self._seq, self._groups)
 
     def _next_seq(self) -> int:
@@ -491,12 +503,11 @@ class KafkaSink(Sink):
                 del self._groups[:ready]
                 if self._groups:
                     head = self._groups[0]
-                    await self._send(head.items)
+                    await self._send(read_journal(head.journal))
                     head.sent = True
                 elif self._buffer:
-                    items, self._buffer = self._buffer, []
-                    await self._send(items)
-                    self._current = items
+                    self._current, self._buffer = self._buffer, Journal()
+                    await self._send(read_journal(bytes(self._current.data)))
             if self._parked and not self._groups:
                 await self._shutdown()
 
@@ -505,7 +516,7 @@ class KafkaSink(Sink):
         producer = self._usable()
         for group in groups:
             if not group.sent:
-                await self._send(group.items)
+                await self._send(read_journal(group.journal))
                 group.sent = True
         if not self._txn_open:
             await self._begin(producer)
@@ -539,7 +550,7 @@ class KafkaSink(Sink):
                 "kafka sink published again after a restart topic=%s groups=%d records=%d",
                 self.topic,
                 len(pending),
-                sum(len(g.items) for g in pending),
+                sum(g.count for g in pending),
             )
         if state is not None and marker > state.seq:
             log.warning(
