@@ -12,7 +12,7 @@ import tracemalloc
 import pytest
 from aiokafka import AIOKafkaConsumer
 from services import TopicFactory
-from test_kafka import committed_values, crash, sink_context
+from test_kafka import crash, sink_context, wait_committed
 
 from connectors.kafka import KafkaSink
 from connectors.kafka._transactions import Item, Journal, decode_state, read_journal
@@ -121,7 +121,7 @@ async def test_a_checkpoint_interval_of_output_is_held_in_a_few_bytes_a_record(
         await sink.commit(1, state)
     finally:
         await sink.close()
-    assert await committed_values(kafka_bootstrap, topic) == records
+    await wait_committed(kafka_bootstrap, topic, records)
 
 
 async def test_restore_from_a_previous_version_state_publishes_its_records_once(
@@ -152,7 +152,7 @@ async def test_restore_from_a_previous_version_state_publishes_its_records_once(
     await again.restore(state)
     await again.open(sink_context(flow))
     await again.close()
-    assert await committed_values(kafka_bootstrap, topic) == [1, 2]
+    await wait_committed(kafka_bootstrap, topic, [1, 2])
 
 
 async def test_records_written_while_a_checkpoint_is_stored_are_published_after_a_crash(
@@ -174,7 +174,7 @@ async def test_records_written_while_a_checkpoint_is_stored_are_published_after_
     state2 = await first.pre_commit(2)
     await first.commit(1, state1)  # publishes 1, sends group 2 in the next transaction
     await crash(first)
-    assert await committed_values(kafka_bootstrap, topic) == [{"k": "a", "n": 1}]
+    await wait_committed(kafka_bootstrap, topic, [{"k": "a", "n": 1}])
 
     second = KafkaSink(topic, bootstrap_servers=kafka_bootstrap, exactly_once=True)
     await second.restore(state2)
