@@ -10,7 +10,8 @@ Exactly once (``exactly_once=True``) uses one transactional producer whose
 ``streamcore-<flow>-<stage>``), so starting it fences an earlier process still
 running with that id and aborts that process's open transaction. Under checkpointing
 it is a two-phase commit against the checkpoint protocol:
-1. Records written between two barriers go into one Kafka transaction.
+1. Records written between two barriers go into one Kafka transaction; ``write_batch``
+   does not wait for their acknowledgements, steps 2 and 4 do (``_wait_acked``).
 2. Every item sent is also appended to the open transaction's *journal*
    (``_transactions.py``: one compact byte string, not an object per record).
    ``pre_commit(n)`` flushes that transaction and seals its journal as a *group*; the
@@ -181,6 +182,8 @@ class KafkaSink(Sink):
         """Items written while a sealed group holds the open transaction (not sent)."""
         self._seq = 0
         self._parked = False
+        self._unacked: list[asyncio.Future[Any]] = []
+        """Checkpointing: deliveries of the open transaction not awaited yet (see _send)."""
 
     def for_task(self, task: str) -> KafkaSink:
         """A sink of its own for one partition task of a scaled-out flow: a transactional
@@ -347,12 +350,14 @@ class KafkaSink(Sink):
         if watchdog is not None and watchdog is not asyncio.current_task():
             watchdog.cancel()
         self._parked = False
+        self._forget_unacked()
         producer, self._producer = self._producer, None
         self._txn_open = False
         if producer is not None:
             await stop_quietly(_stop_producer, producer)
 
     async def _abort_quietly(self, producer: AIOKafkaProducer) -> None:
+        self._forget_unacked()
         if not self._txn_open:
             return
         self._txn_open = False
@@ -413,12 +418,18 @@ class KafkaSink(Sink):
         return producer
 
     async def _send(self, items: list[Item]) -> None:
-        """Send ``items`` (in the open transaction when exactly once) and wait for them.
+        """Send ``items`` (in the open transaction when exactly once) and wait for them;
+        under checkpoints, hand them over only (the deliveries are awaited before the
+        transaction is sealed or committed, ``_wait_acked``).
 
         Records are appended to one batch per partition and handed over with
         ``send_batch``, not sent one by one: ``send`` is a coroutine per record, which was
         the largest cost of writing small records. Partitions are chosen as ``send``
-        would, with the producer's partitioner; within a partition the order is kept."""
+        would, with the producer's partitioner; within a partition the order is kept.
+        Nothing of an exactly-once transaction is visible before its commit, so waiting
+        for each write's acknowledgement there only adds a linger and a round trip to
+        every batch; the accumulator still bounds what is handed over (one batch per
+        partition waiting to be drained)."""
         producer = self._usable()
         if self.exactly_once and not self._txn_open:
             await self._begin(producer)
@@ -439,14 +450,51 @@ class KafkaSink(Sink):
                     batch.append(timestamp=None, key=key, value=value, headers=headers or [])
             for partition, batch in batches.items():
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
+            if self._checkpointing:
+                self._unacked.extend(futures)
+                futures = []
+                self._check_acked()
+            else:
+                await asyncio.gather(*futures)
+        except KafkaError as exc:
+            for future in futures:
+                future.add_done_callback(_consume_exception)
+            raise self._send_failed(exc) from exc
+
+    def _send_failed(self, exc: BaseException) -> SinkError:
+        self._failed = True
+        if self.exactly_once:
+            self._broken = True
+        return self._error(f"sending failed: {describe(exc)}")
+
+    def _check_acked(self) -> None:
+        """Drop the deliveries already done; raise (KafkaError) if one of them failed."""
+        unacked = self._unacked
+        if not unacked or (len(unacked) < 64 and not unacked[0].done()):
+            return
+        pending = []
+        for future in unacked:
+            if not future.done():
+                pending.append(future)
+            elif not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        self._unacked = pending
+
+    async def _wait_acked(self) -> None:
+        """Wait for every delivery handed over in the open transaction."""
+        futures, self._unacked = self._unacked, []
+        try:
             await asyncio.gather(*futures)
         except KafkaError as exc:
             for future in futures:
                 future.add_done_callback(_consume_exception)
-            self._failed = True
-            if self.exactly_once:
-                self._broken = True
-            raise self._error(f"sending failed: {describe(exc)}") from exc
+            raise self._send_failed(exc) from exc
+
+    def _forget_unacked(self) -> None:
+        """The transaction is aborted or the producer stopped: its deliveries do not matter."""
+        futures, self._unacked = self._unacked, []
+        for future in futures:
+            future.add_done_callback(_consume_exception)
 
     async def _begin(self, producer: AIOKafkaProducer) -> None:
         try:
@@ -478,6 +526,7 @@ class KafkaSink(Sink):
                     raise self._error(
                         f"flushing for checkpoint {checkpoint_id} failed: {describe(exc)}"
                     ) from exc
+                await self._wait_acked()
                 count = len(self._current)
                 self._groups.append(
                     Group(self._next_seq(), checkpoint_id, self._current.seal(), count, sent=True)
@@ -539,6 +588,7 @@ class KafkaSink(Sink):
                 group.sent = True
         if not self._txn_open:
             await self._begin(producer)
+        await self._wait_acked()
         marker = {TopicPartition(self.topic, 0): groups[-1].seq}
         try:
             await producer.send_offsets_to_transaction(marker, self._marker_group)

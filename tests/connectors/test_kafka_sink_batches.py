@@ -17,6 +17,7 @@ from services import TopicFactory
 from test_kafka import sink_context
 
 from connectors.kafka import KafkaSink
+from streamcore.errors import SinkError
 
 
 async def read_all(
@@ -71,3 +72,21 @@ async def test_keyed_records_land_where_the_default_partitioner_puts_them_in_ord
     for partition, order in per_partition.items():
         assert order == sorted(order), f"partition {partition} out of order"
     assert sorted(i for order in per_partition.values() for i in order) == list(range(2_000))
+
+
+async def test_a_delivery_that_fails_after_write_batch_returned_fails_the_checkpoint(
+    kafka_bootstrap: str, kafka_topic_factory: TopicFactory
+) -> None:
+    """Under checkpoints write_batch does not wait for acknowledgements: a record the
+    broker refuses must still fail the sink before its transaction is sealed."""
+    topic = await kafka_topic_factory(1, config={"max.message.bytes": "2000"})
+    sink = KafkaSink(topic, bootstrap_servers=kafka_bootstrap, exactly_once=True)
+    await sink.restore(None)
+    await sink.open(sink_context(topic))
+    try:
+        with pytest.raises(SinkError, match="sending failed"):
+            await sink.write_batch([{"big": "x" * 10_000}])
+            await sink.pre_commit(1)
+    finally:
+        await sink.abort()
+    assert await read_all(kafka_bootstrap, topic, 0) == []
