@@ -454,12 +454,12 @@ class KafkaSink(Sink):
                 self._unacked.extend(futures)
                 futures = []
                 self._check_acked()
-            else:
-                await asyncio.gather(*futures)
         except KafkaError as exc:
             for future in futures:
                 future.add_done_callback(_consume_exception)
             raise self._send_failed(exc) from exc
+        if futures:
+            await self._wait_delivered(futures)
 
     def _send_failed(self, exc: BaseException) -> SinkError:
         self._failed = True
@@ -483,6 +483,9 @@ class KafkaSink(Sink):
     async def _wait_acked(self) -> None:
         """Wait for every delivery handed over in the open transaction."""
         futures, self._unacked = self._unacked, []
+        await self._wait_delivered(futures)
+
+    async def _wait_delivered(self, futures: list[asyncio.Future[Any]]) -> None:
         try:
             await asyncio.gather(*futures)
         except KafkaError as exc:

@@ -10,9 +10,9 @@ import gc
 import tracemalloc
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from services import TopicFactory
 from test_kafka import crash, sink_context, wait_committed
+from test_kafka_sink_batches import read_all
 
 from connectors.kafka import KafkaSink
 from connectors.kafka._transactions import Item, Journal, decode_state, read_journal
@@ -136,17 +136,8 @@ async def test_restore_from_a_previous_version_state_publishes_its_records_once(
     await sink.restore(state)
     await sink.open(sink_context(flow))
     await sink.close()
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-        isolation_level="read_committed", enable_auto_commit=False,
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=10_000)
-        got = [(m.key, m.value, list(m.headers)) for ms in batch.values() for m in ms]
-    finally:
-        await consumer.stop()
-    assert got == [(b"k", b"1", [("h", b"v")]), (None, b"2", [])]
+    got = [(k, v, h) for _, k, v, h in await read_all(kafka_bootstrap, topic, 2)]
+    assert got == [(b"k", 1, [("h", b"v")]), (None, 2, [])]
     # Restoring the same state again finds the marker and writes nothing twice.
     again = KafkaSink(topic, bootstrap_servers=kafka_bootstrap, exactly_once=True)
     await again.restore(state)
@@ -180,16 +171,7 @@ async def test_records_written_while_a_checkpoint_is_stored_are_published_after_
     await second.restore(state2)
     await second.open(sink_context(topic))
     await second.close()
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-        isolation_level="read_committed", enable_auto_commit=False,
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=10_000)
-        got = [(m.key, list(m.headers)) for ms in batch.values() for m in ms]
-    finally:
-        await consumer.stop()
+    got = [(k, h) for _, k, _, h in await read_all(kafka_bootstrap, topic, 3)]
     assert got == [(b"a", [("n", b"1")]), (b"b", [("n", b"2")]), (b"c", [("n", b"3")])]
 
 

@@ -8,6 +8,7 @@ Design: docs/connectors-kafka.md#sink
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import orjson
 import pytest
@@ -19,17 +20,17 @@ from test_kafka import sink_context
 from connectors.kafka import KafkaSink
 from streamcore.errors import SinkError
 
+Committed = tuple[int, "bytes | None", Any, list[tuple[str, bytes]]]
 
-async def read_all(
-    bootstrap: str, topic: str, expected: int
-) -> list[tuple[int, bytes, dict, list]]:
+
+async def read_all(bootstrap: str, topic: str, expected: int) -> list[Committed]:
     """(partition, key, value, headers) of ``expected`` committed records, in offset order."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
         isolation_level="read_committed", enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
-    out: list[tuple[int, bytes, dict, list]] = []
+    out: list[Committed] = []
     try:
         for _ in range(100):
             batch = await consumer.getmany(timeout_ms=1_000)
