@@ -59,6 +59,17 @@ async def committed_values(bootstrap: str, topic: str) -> list[Any]:
     return [r.value for r in await read_topic(bootstrap, topic, isolation_level="read_committed")]
 
 
+async def wait_committed(
+    bootstrap: str, topic: str, expected: list[Any], timeout_s: float = 30.0
+) -> None:
+    """Read ``topic`` with ``read_committed`` until it holds ``expected``; fail after
+    ``timeout_s``. A commit returns once the transaction is decided; the broker writes
+    its markers to the partitions just after, so a reader may not see it at once."""
+    deadline = time.monotonic() + timeout_s
+    while (got := await committed_values(bootstrap, topic)) != expected:
+        assert time.monotonic() < deadline, f"read_committed saw {got!r}, not {expected!r}"
+
+
 async def produce_raw(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
@@ -458,14 +469,14 @@ async def test_records_of_an_open_transaction_are_invisible_to_read_committed_un
         # Written after pre_commit(1): waits in memory for the next transaction.
         await sink.write_batch(list(range(5, 8)))
         await sink.commit(1, state)
-        assert await committed_values(kafka_bootstrap, topic) == list(range(5))
+        await wait_committed(kafka_bootstrap, topic, list(range(5)))
         state = await sink.pre_commit(2)
         await sink.commit(2, state)
-        assert await committed_values(kafka_bootstrap, topic) == list(range(8))
+        await wait_committed(kafka_bootstrap, topic, list(range(8)))
         await sink.commit(2, state)  # idempotent
     finally:
         await sink.close()
-    assert await committed_values(kafka_bootstrap, topic) == list(range(8))
+    await wait_committed(kafka_bootstrap, topic, list(range(8)))
 
 
 async def test_restore_after_a_crash_before_commit_publishes_the_transaction_once(
@@ -482,18 +493,18 @@ async def test_restore_after_a_crash_before_commit_publishes_the_transaction_onc
     state2 = await first.pre_commit(2)
     # Checkpoint 2 completed in the store, then the process died before commit(2).
     await crash(first)
-    assert await committed_values(kafka_bootstrap, topic) == [0, 1, 2]
+    await wait_committed(kafka_bootstrap, topic, [0, 1, 2])
 
     second = KafkaSink(topic, bootstrap_servers=kafka_bootstrap, exactly_once=True)
     await second.restore(state2)
     await second.open(sink_context(topic))
     try:
-        assert await committed_values(kafka_bootstrap, topic) == list(range(6))
+        await wait_committed(kafka_bootstrap, topic, list(range(6)))
         await second.write_batch([6])
         await second.commit(3, await second.pre_commit(3))
     finally:
         await second.close()
-    assert await committed_values(kafka_bootstrap, topic) == list(range(7))
+    await wait_committed(kafka_bootstrap, topic, list(range(7)))
 
 
 async def test_restore_after_a_crash_after_commit_publishes_nothing_again(
@@ -513,7 +524,7 @@ async def test_restore_after_a_crash_after_commit_publishes_nothing_again(
     await second.restore(state)
     await second.open(sink_context(topic))
     await second.close()
-    assert await committed_values(kafka_bootstrap, topic) == list(range(4))
+    await wait_committed(kafka_bootstrap, topic, list(range(4)))
 
 
 async def test_the_final_commit_after_close_publishes_with_the_kept_producer_or_a_new_one(
@@ -529,7 +540,8 @@ async def test_the_final_commit_after_close_publishes_with_the_kept_producer_or_
     await kept.close()
     assert await committed_values(kafka_bootstrap, kept_topic) == []
     await kept.commit(1, state)
-    assert kept._producer is None and await committed_values(kafka_bootstrap, kept_topic) == [1, 2]
+    assert kept._producer is None
+    await wait_committed(kafka_bootstrap, kept_topic, [1, 2])
 
     # When the commit comes later than commit_wait_s, the producer was stopped (its
     # transaction aborted): commit publishes from the state with a new producer.
@@ -546,7 +558,7 @@ async def test_the_final_commit_after_close_publishes_with_the_kept_producer_or_
     assert late._producer is None
     await late.commit(1, state)
     await late.commit(1, state)  # idempotent: the marker says it is published
-    assert await committed_values(kafka_bootstrap, expired_topic) == [3, 4]
+    await wait_committed(kafka_bootstrap, expired_topic, [3, 4])
 
 
 class FailOnce:
