@@ -1,15 +1,21 @@
 """streamcore: an actor-model stream processing engine for Python.
 
-The layers, bottom up (each imports only the ones below it):
+The layers, bottom up; each imports only its own and the ones below it, which
+``tests/test_layers.py`` checks (lazy imports included). docs/architecture.md has the
+picture of a record's path and of the control messages' path.
 
-- ``streamcore.runtime``: mailboxes, actors, the planner and the runner;
-- ``streamcore.time``: timestamps, watermarks, windows, aggregators, keyed process;
-- ``streamcore.state``: state stores and checkpoints;
-- ``streamcore.operators``: joins and async enrichment, built on the step protocol and
-  chosen for a graph node through the runtime's step registry;
-- ``streamcore.dataflow``: the builder API users write flows with;
-- ``streamcore.batch``: batch DAG pipelines run as finite streams on the same runtime;
-- ``streamcore.daemon``: the command line, signals, HTTP endpoints.
+- ``errors``, ``io`` (the Source/Sink protocols), ``duration``, ``retry``, ``drop_log``,
+  ``exact_json``: what every layer may use;
+- ``streamcore.time``: window assigners, aggregators, watermark helpers (definitions);
+- ``streamcore.state``: state stores, the serde, snapshots, the checkpoint coordinator;
+- ``streamcore.runtime``: mailboxes, actors, the step protocol and its registry;
+- ``streamcore.graph``: the plain-data nodes of a flow, validation, planning;
+- ``streamcore.operators``: windows, keyed process functions, joins, async enrichment,
+  each registered for its node kind;
+- ``streamcore.execution``: a graph built into actors and run (one attempt);
+- ``streamcore.scaleout``: one task per partition of a consumer group, graph rewriting;
+- ``streamcore.dataflow``: the builder users write flows with, and the run handle;
+- ``streamcore.testing``, ``streamcore.batch``, ``streamcore.metrics``, ``streamcore.daemon``.
 
 Connectors live in the top-level ``connectors`` package and use only these public names.
 """
@@ -17,6 +23,7 @@ Connectors live in the top-level ``connectors`` package and use only these publi
 from streamcore import agg
 from streamcore.batch import Pipeline, PipelineResult, Retry
 from streamcore.dataflow.flow import Dataflow, KeyedStream, Stream, WindowedStream
+from streamcore.dataflow.handle import FlowRun, RunState
 from streamcore.errors import (
     CheckpointError,
     ConnectorError,
@@ -35,12 +42,11 @@ from streamcore.errors import (
 from streamcore.io import Sink, SinkContext, Source, SourceContext
 from streamcore.operators import JoinResult
 from streamcore.operators.cache import cached
-from streamcore.runtime.handle import FlowRun, RunState
+from streamcore.operators.process import KeyedProcessFunction, ProcessContext
 from streamcore.runtime.steps import DeadLetter
 from streamcore.state import MemoryStateStore, RedisStateStore
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.time.aggregators import Aggregator
-from streamcore.time.process import KeyedProcessFunction, ProcessContext
 from streamcore.time.windows import SessionWindows, SlidingWindows, TumblingWindows, WindowResult
 
 __version__ = "0.1.0"

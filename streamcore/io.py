@@ -32,8 +32,8 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, ClassVar
 
+from streamcore.drop_log import DropLog
 from streamcore.errors import GraphError, SourceError
-from streamcore.runtime.drop_log import DropLog
 
 __all__ = ["PartitionGroup", "Repartition", "Sink", "SinkContext", "Source", "SourceContext"]
 

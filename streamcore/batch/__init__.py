@@ -14,9 +14,9 @@ from streamcore.batch.pipeline import Pipeline
 from streamcore.batch.plan import Plan, format_plan
 from streamcore.batch.progress import LogProgress, ProgressReporter, TerminalProgress
 from streamcore.batch.result import PipelineResult, TaskRun, TaskStatus
-from streamcore.batch.retry import Retry
 from streamcore.batch.schedule import Schedule, run_scheduled
 from streamcore.batch.task import Task
+from streamcore.retry import Retry
 
 __all__ = [
     "Clock",

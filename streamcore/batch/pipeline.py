@@ -24,7 +24,6 @@ from streamcore.batch.plan import Plan, make_plan
 from streamcore.batch.progress import ProgressReporter, make_reporter
 from streamcore.batch.resources import machine_capacity
 from streamcore.batch.result import PipelineResult
-from streamcore.batch.retry import NO_RETRY, Retry
 from streamcore.batch.runner import PipelineRun
 from streamcore.batch.task import (
     EXECUTORS,
@@ -34,9 +33,10 @@ from streamcore.batch.task import (
     function_kind,
     function_name,
 )
+from streamcore.duration import to_seconds
 from streamcore.errors import PipelineValidationError
+from streamcore.retry import NO_RETRY, Retry
 from streamcore.state.store import StateStore
-from streamcore.time.duration import to_seconds
 
 __all__ = ["Pipeline"]
 

@@ -31,9 +31,9 @@ from streamcore.batch.clock import Clock
 from streamcore.batch.history import RunHistory
 from streamcore.batch.progress import ProgressReporter
 from streamcore.batch.result import PipelineResult
+from streamcore.duration import to_seconds
 from streamcore.errors import PipelineValidationError
 from streamcore.state.store import StateStore
-from streamcore.time.duration import to_seconds
 
 if TYPE_CHECKING:
     from streamcore.batch.pipeline import Pipeline

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from streamcore.batch.retry import NO_RETRY, Retry
+from streamcore.retry import NO_RETRY, Retry
 
 __all__ = ["EXECUTORS", "ExecutorName", "FunctionKind", "Task", "TaskRef", "function_kind", "function_name"]
 

@@ -297,9 +297,9 @@ def _plan(spec: str) -> str:
 
 def format_flow_plan(flow: Dataflow) -> str:
     """A Dataflow's stages and the actor groups they run in, as lines of text for people."""
-    from streamcore.dataflow.graph import MAIN, OpNode
-    from streamcore.dataflow.validate import validate
-    from streamcore.runtime.planner import plan
+    from streamcore.graph.nodes import MAIN, OpNode
+    from streamcore.graph.planner import plan
+    from streamcore.graph.validate import validate
 
     validate(flow)
     physical = plan(flow.nodes, chaining=flow.chaining)

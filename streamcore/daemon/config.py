@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from streamcore.duration import to_seconds
 from streamcore.state.checkpointing import RestartPolicy
-from streamcore.time.duration import to_seconds
 
 __all__ = ["ConfigError", "apply_config", "env_name", "parse_restart"]
 

@@ -42,7 +42,7 @@ from streamcore.daemon.connections import ConnectionGuard
 from streamcore.metrics import metrics_registry
 
 if TYPE_CHECKING:
-    from streamcore.runtime.handle import FlowRun
+    from streamcore.dataflow.handle import FlowRun
 
 __all__ = ["DaemonServer", "ScheduledPipeline", "graph"]
 

@@ -38,11 +38,11 @@ from streamcore.batch.schedule import Schedule, run_scheduled
 from streamcore.daemon.signals import GracefulSignals, exit_status_for
 from streamcore.daemon.target import resolve_target
 from streamcore.dataflow.flow import Dataflow
+from streamcore.dataflow.handle import FlowRun
+from streamcore.duration import to_seconds
 from streamcore.errors import SetupError, StreamcoreError
-from streamcore.runtime.handle import FlowRun
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.state.store import StateStore
-from streamcore.time.duration import to_seconds
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "RunOptions", "UsageError", "run_target"]
 

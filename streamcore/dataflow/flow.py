@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from streamcore.dataflow.graph import (
+from streamcore.duration import format_duration, to_duration_ms
+from streamcore.errors import GraphError
+from streamcore.graph.nodes import (
     LATE,
     MAIN,
     ON_ERROR_POLICIES,
@@ -32,11 +34,9 @@ from streamcore.dataflow.graph import (
     WindowJoinNode,
     WindowNode,
 )
-from streamcore.errors import GraphError
-from streamcore.time.duration import format_duration, to_duration_ms
 
 if TYPE_CHECKING:
-    from streamcore.runtime.handle import FlowRun
+    from streamcore.dataflow.handle import FlowRun
     from streamcore.state.checkpointing import Checkpointing, RestartPolicy
     from streamcore.time.idle_advance import IdleAdvance, WallClock
 
@@ -80,10 +80,29 @@ class Dataflow:
         self._dead_letters: DeadLettersNode | None = None
         # Only for ``statistics()``: the run's state lives in its handle, not here.
         self._latest_run: FlowRun | None = None
-        """How many times the last run restarted under its restart policy."""
 
     def __repr__(self) -> str:
         return f"<Dataflow {self.name!r} stages={len(self.nodes)}>"
+
+    @property
+    def dead_letters_node(self) -> DeadLettersNode | None:
+        """The node of ``flow.dead_letters`` if the flow uses it (graph rewriting reads it)."""
+        return self._dead_letters
+
+    def derive(self, name: str, nodes: list[Node], *, dead_letters: Node | None = None) -> Dataflow:
+        """A new flow named ``name`` with this one's settings, made of ``nodes``.
+
+        Graph rewriting (a scaled-out flow's per-partition copies, the two stages around
+        a repartition topic) builds its flows this way. ``nodes`` are new node objects,
+        numbered in order, whose inputs are among them; ``dead_letters`` is the copy of
+        the dead-letters node, if the rewritten flow keeps one."""
+        flow = Dataflow(name, mailbox_capacity=self.mailbox_capacity, chaining=self.chaining)
+        flow.nodes.extend(nodes)
+        flow._names = {n.name for n in nodes}
+        if dead_letters is not None:
+            assert isinstance(dead_letters, DeadLettersNode)
+            flow._dead_letters = dead_letters
+        return flow
 
     # -- building --------------------------------------------------------------
 
@@ -237,7 +256,7 @@ class Dataflow:
         reports (``run.ready``, ``run.restarts``, ``run.statistics()``); see
         docs/embedding.md.
         """
-        from streamcore.runtime.handle import FlowRun
+        from streamcore.dataflow.handle import FlowRun
 
         run = FlowRun(self, checkpoint, restart)
         self._latest_run = run
@@ -300,7 +319,7 @@ class Stream:
             raise GraphError(f"timeout must be a positive duration, got {timeout!r}")
         retry = options.get("retry")
         if retry is not None:
-            from streamcore.batch.retry import Retry
+            from streamcore.retry import Retry
 
             if not isinstance(retry, Retry):
                 raise GraphError(f"retry takes sc.Retry(...), got {retry!r}")
@@ -429,7 +448,7 @@ class KeyedStream(Stream):
         parallelism: int = 1,
     ) -> Stream:
         """Run a keyed stateful function (see ``sc.KeyedProcessFunction``) over each key's records."""
-        from streamcore.time.process import KeyedProcessFunction
+        from streamcore.operators.process import KeyedProcessFunction
 
         if not isinstance(fn, KeyedProcessFunction):
             raise GraphError(

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from streamcore.runtime.actor import BATCH_BUCKETS_S, SourceActor
 
 if TYPE_CHECKING:
-    from streamcore.runtime.handle import FlowRun
+    from streamcore.dataflow.handle import FlowRun
 
 __all__ = ["METRIC_NAMES", "FlowCollector", "metrics_registry"]
 

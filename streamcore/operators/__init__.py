@@ -1,19 +1,23 @@
-"""Operators built on the runtime's step protocol, one module each: joins and async enrichment.
+"""Operators built on the runtime's step protocol, one module each: windows, keyed process
+functions, joins and async enrichment.
 
 Importing this package registers each operator's step factory for its graph node kind
-(``streamcore.runtime.registry``); the runtime itself imports none of them.
+(``streamcore.runtime.registry``); the execution layer imports the package and asks the
+registry, and the runtime below imports none of them.
 Design: docs/joins.md
 """
 
 from collections.abc import Callable
 
-from streamcore.dataflow.graph import (
+from streamcore.graph.nodes import (
     LATE,
     AsofJoinNode,
     IntervalJoinNode,
     JoinNode,
     Node,
+    ProcessNode,
     WindowJoinNode,
+    WindowNode,
 )
 from streamcore.operators import async_map
 from streamcore.operators.asof_join import AsofJoinStep
@@ -48,7 +52,23 @@ def _build_join(node: Node, ctx: StepContext) -> Step:
     return join_step(node, ctx.output(LATE), ctx.on_failure, ctx.input_channels)
 
 
+def _build_window(node: Node, ctx: StepContext) -> Step:
+    from streamcore.operators.window_step import make_window_step
+
+    assert isinstance(node, WindowNode)
+    return make_window_step(node, ctx.output(LATE), ctx.on_failure)
+
+
+def _build_process(node: Node, ctx: StepContext) -> Step:
+    from streamcore.operators.process import ProcessStep
+
+    assert isinstance(node, ProcessNode)
+    return ProcessStep(node, ctx.on_failure)
+
+
 for _kind in (WindowJoinNode.kind, IntervalJoinNode.kind, AsofJoinNode.kind):
     register_step(_kind, _build_join)
+register_step(WindowNode.kind, _build_window)
+register_step(ProcessNode.kind, _build_process)
 
 async_map.register()

@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection
 from operator import itemgetter
 from typing import Any
 
-from streamcore.dataflow.graph import AsofJoinNode
+from streamcore.graph.nodes import AsofJoinNode
 from streamcore.operators.join_result import JoinResult
 from streamcore.operators.two_input import LEFT, JoinStep
 from streamcore.runtime.steps import Step

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamcore.dataflow.graph import AsyncOpNode, Node
+from streamcore.graph.nodes import AsyncOpNode, Node
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.registry import StepContext
 from streamcore.runtime.steps import Step, stage_error

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from streamcore.duration import to_duration_ms
 from streamcore.errors import GraphError
-from streamcore.time.duration import to_duration_ms
 
 __all__ = ["cached"]
 

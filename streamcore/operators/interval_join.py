@@ -18,7 +18,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Collection
 from typing import Any
 
-from streamcore.dataflow.graph import IntervalJoinNode
+from streamcore.graph.nodes import IntervalJoinNode
 from streamcore.operators.join_result import JoinResult
 from streamcore.operators.two_input import LEFT, RIGHT, JoinStep
 from streamcore.runtime.steps import Step

@@ -23,12 +23,12 @@ import itertools
 from collections.abc import Callable, Collection
 from typing import Any
 
-from streamcore.dataflow.graph import WindowJoinNode
+from streamcore.graph.nodes import WindowJoinNode
+from streamcore.operators.event_time_step import pop_due
 from streamcore.operators.join_result import JoinResult
 from streamcore.operators.two_input import JoinStep
 from streamcore.operators.window_join import OUTER_SIDES
 from streamcore.runtime.steps import Step
-from streamcore.time.event_time_step import pop_due
 
 __all__ = ["SessionJoinStep"]
 

@@ -20,12 +20,12 @@ import math
 from collections.abc import Callable, Collection
 from typing import Any
 
-from streamcore.dataflow.graph import JoinNode
+from streamcore.graph.nodes import JoinNode
+from streamcore.operators.event_time_step import EventTimeStep
 from streamcore.operators.join_result import JoinStatistics
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
-from streamcore.time.event_time_step import EventTimeStep
 
 __all__ = ["LEFT", "RIGHT", "JoinStep"]
 

@@ -19,11 +19,11 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection
 from typing import Any
 
-from streamcore.dataflow.graph import WindowJoinNode
+from streamcore.graph.nodes import WindowJoinNode
+from streamcore.operators.event_time_step import insert_start
 from streamcore.operators.join_result import JoinResult
 from streamcore.operators.two_input import LEFT, JoinStep
 from streamcore.runtime.steps import Step
-from streamcore.time.event_time_step import insert_start
 
 __all__ = ["OUTER_SIDES", "WindowJoinStep"]
 

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 
+from streamcore.drop_log import DropLog, shown
+from streamcore.duration import timestamp_unit_warning, to_timestamp_ms
 from streamcore.errors import SourceError, StreamcoreError
 from streamcore.io import Source, SourceContext
 from streamcore.runtime.chain import StatelessStage
-from streamcore.runtime.drop_log import DropLog, shown
 from streamcore.runtime.mailbox import Mailbox
 from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Message, Watermark
 from streamcore.runtime.steps import DeadLetter, Outlet, Step
@@ -38,7 +39,6 @@ from streamcore.state.snapshot import (
     StepSnapshot,
     encode_snapshot,
 )
-from streamcore.time.duration import timestamp_unit_warning, to_timestamp_ms
 
 if TYPE_CHECKING:
     from streamcore.state.coordinator import CheckpointCoordinator
@@ -140,9 +140,12 @@ class Actor:
         channels: int,
         outlets: list[Outlet],
         dead_letters: DeadLetterCollector,
+        instance: int = 0,
     ) -> None:
         self.name = name
         self.stages = stages
+        self.instance = instance
+        """Which of its group's parallel actors this is (keys are routed by it)."""
         self.inbox = inbox
         self.head = head
         self.steps = steps

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from streamcore.drop_log import shown
 from streamcore.errors import StageError
-from streamcore.runtime.drop_log import shown
 
 __all__ = ["explain_key_failure", "unhashable_key_error"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streamcore.dataflow.graph import Node
+    from streamcore.graph.nodes import Node
     from streamcore.runtime.steps import Step
 
 __all__ = ["StepContext", "StepFactory", "register_step", "registered_kinds", "step_factory"]

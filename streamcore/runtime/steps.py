@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+from streamcore.drop_log import DropLog
 from streamcore.errors import MailboxFullError, SinkError, StageError
 from streamcore.io import Sink, SinkContext
 from streamcore.runtime.chain import ChainFailure, CompiledChain, StatelessStage
-from streamcore.runtime.drop_log import DropLog
 from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.mailbox import Mailbox
 from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Watermark

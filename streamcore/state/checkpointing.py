@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from streamcore.duration import to_seconds
 from streamcore.state.store import StateStore
-from streamcore.time.duration import to_seconds
 
 __all__ = ["Checkpointing", "RestartPolicy"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from streamcore.time.duration import to_duration_ms, to_timestamp_ms
+from streamcore.duration import to_duration_ms, to_timestamp_ms
 
 __all__ = ["ManualClock"]
 

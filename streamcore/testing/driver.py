@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from streamcore.dataflow.flow import Dataflow, Stream
-from streamcore.dataflow.graph import ProcessNode, WindowNode
+from streamcore.duration import to_duration_ms, to_timestamp_ms
 from streamcore.errors import GraphError
+from streamcore.graph.nodes import ProcessNode, WindowNode
 from streamcore.io import Source
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import DeadLetter, Step
-from streamcore.time.duration import to_duration_ms, to_timestamp_ms
 
 __all__ = ["StageDriver", "VirtualTimeDriver"]
 
@@ -194,11 +194,11 @@ class StageDriver(VirtualTimeDriver):
             )
         super().__init__(node.name)
         if isinstance(node, WindowNode):
-            from streamcore.time.window_step import make_window_step
+            from streamcore.operators.window_step import make_window_step
 
             self.step = make_window_step(node, self.late_output, self._failed)
         else:
-            from streamcore.time.process import ProcessStep
+            from streamcore.operators.process import ProcessStep
 
             self.step = ProcessStep(node, self._failed)
         self.step.next = self.output

@@ -19,8 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 from streamcore.dataflow.flow import Dataflow, JoinResultStream, KeyedStream
-from streamcore.dataflow.graph import JoinNode
 from streamcore.errors import GraphError
+from streamcore.graph.nodes import JoinNode
 from streamcore.state.snapshot import EncodedSnapshot, apply_blob, encode_snapshot
 from streamcore.testing.driver import VirtualTimeDriver, _NoInput, _run
 

@@ -13,8 +13,8 @@ import math
 from datetime import timedelta
 from typing import Any, NamedTuple
 
+from streamcore.duration import format_duration, to_duration_ms
 from streamcore.errors import GraphError
-from streamcore.time.duration import format_duration, to_duration_ms
 
 __all__ = ["SessionWindows", "SlidingWindows", "TumblingWindows", "WindowAssigner", "WindowResult"]
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streamcore.batch import Pipeline, PipelineResult, RunHistory, Schedule, run_scheduled
+from streamcore.duration import to_seconds as parse_duration
 from streamcore.errors import PipelineValidationError
-from streamcore.time.duration import to_seconds as parse_duration
 
 
 def at(hour: int, minute: int, second: int = 0) -> datetime:

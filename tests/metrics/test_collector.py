@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 import streamcore as sc
 from connectors.files import JsonLinesSource
 from connectors.memory import ListSink
+from streamcore.dataflow.handle import FlowRun
 from streamcore.metrics import METRIC_NAMES, metrics_registry
-from streamcore.runtime.handle import FlowRun
 from tests.state.test_checkpoints import window_flow, write_events
 
 

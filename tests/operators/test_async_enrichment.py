@@ -11,6 +11,7 @@ import pytest
 
 import streamcore as sc
 from connectors.memory import IterableSource, ListSink
+from streamcore.execution.runner import Runtime
 from streamcore.operators.async_map import AsyncMapStep
 from streamcore.runtime.steps import Step
 
@@ -220,6 +221,9 @@ async def test_checkpoints_drain_calls_in_flight_and_the_output_is_complete(tmp_
     flow.source(JsonLinesSource(str(path)), timestamp=lambda e: e["ts"], batch_size=50, max_rate=20_000).map(
         lookup, concurrency=32, ordered=False
     ).sink(out)
-    await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.02))
+    run = await flow.start(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.02))
+    await run.wait()
     assert sorted(out.items) == list(range(3_000))
-    assert flow._last_runtime.coordinator.statistics().completed >= 2
+    runtime = run.attempt
+    assert isinstance(runtime, Runtime) and runtime.coordinator is not None
+    assert runtime.coordinator.statistics().completed >= 2

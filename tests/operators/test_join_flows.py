@@ -76,7 +76,8 @@ def test_join_statistics_and_metrics_count_pairs_unmatched_and_state() -> None:
     flow.run_sync()
     stats = flow.statistics().stages["join"]
     assert (stats.pairs, stats.unmatched, stats.late, stats.state_records) == (1, 1, 0, 0)
-    text = generate_latest(metrics_registry(flow)).decode()
+    assert flow._latest_run is not None
+    text = generate_latest(metrics_registry(flow._latest_run)).decode()
     assert 'streamcore_stage_join_pairs_total{flow="join-tumbling",stage="join"} 1.0' in text
     assert 'streamcore_stage_join_unmatched_total{flow="join-tumbling",stage="join"} 1.0' in text
     assert 'streamcore_stage_join_state_records{flow="join-tumbling",stage="join"} 0.0' in text

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 import streamcore as sc
 from connectors.files import CsvSource, JsonLinesSource
 from connectors.memory import IterableSource, ListSink
+from streamcore.drop_log import DropLog
 from streamcore.metrics import metrics_registry
-from streamcore.runtime.drop_log import DropLog
 
 
 def metric(flow: sc.Dataflow, name: str, stage: str) -> float | None:

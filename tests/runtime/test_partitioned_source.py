@@ -14,8 +14,8 @@ from runtime_helpers import wait_until
 
 import streamcore as sc
 from connectors.memory import ListSink
+from streamcore.execution.runner import Runtime
 from streamcore.runtime.actor import SourceActor
-from streamcore.runtime.runner import Runtime
 
 
 class Partitions(sc.Source):

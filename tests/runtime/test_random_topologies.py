@@ -11,7 +11,7 @@ import pytest
 
 import streamcore as sc
 from connectors.memory import IterableSource, ListSink
-from streamcore.dataflow.validate import consumers_of
+from streamcore.graph.validate import consumers_of
 
 
 class SlowSink(ListSink):

@@ -194,7 +194,7 @@ async def test_a_drain_past_its_timeout_with_checkpoints_resumes_from_the_last_o
 
 
 async def test_a_long_drain_logs_its_progress(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamcore.runtime import handle
+    from streamcore.dataflow import handle
 
     monkeypatch.setattr(handle, "DRAIN_LOG_EVERY_S", 0.05)
     gated = GatedSink()

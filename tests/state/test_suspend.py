@@ -15,7 +15,7 @@ import pytest
 
 import streamcore as sc
 from streamcore.errors import CheckpointError
-from streamcore.runtime.runner import Runtime
+from streamcore.execution.runner import Runtime
 from tests.state.test_checkpoints import TxSink, events_file, reference, window_flow
 
 

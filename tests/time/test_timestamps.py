@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import streamcore as sc
 from connectors.memory import IterableSource, ListSink
-from streamcore.time.duration import format_duration, to_duration_ms, to_timestamp_ms
+from streamcore.duration import format_duration, to_duration_ms, to_timestamp_ms
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T0_MS = 1_704_067_200_000

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from streamcore.dataflow.graph import (
+from streamcore.errors import GraphError
+from streamcore.graph.nodes import (
     MAIN,
     DeadLettersNode,
     Node,
     SinkNode,
     SourceNode,
 )
-from streamcore.errors import GraphError
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from streamcore.dataflow.graph import ProcessNode
+from streamcore.graph.nodes import ProcessNode
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.steps import Step, stage_error

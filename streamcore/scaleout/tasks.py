@@ -34,14 +34,14 @@ import weakref
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from streamcore.dataflow.graph import KeyByNode, Node, SinkNode, SourceNode
-from streamcore.dataflow.validate import validate
 from streamcore.errors import FencedError, GraphError, StreamcoreError
+from streamcore.graph.nodes import KeyByNode, Node, SinkNode, SourceNode
+from streamcore.graph.validate import validate
 from streamcore.io import PartitionGroup, Repartition, Sink, SinkContext, Source
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
-    from streamcore.runtime.runner import FlowStatistics, Runtime
+    from streamcore.execution.runner import FlowStatistics, Runtime
     from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 
 __all__ = ["PartitionedRuntime", "partition_group_of", "split_at_repartition", "task_flow"]
@@ -83,14 +83,11 @@ def _copy_flow(
 ) -> Dataflow:
     """A flow of copies of ``nodes`` (in order, renumbered), inputs remapped; a node whose
     id is in ``replace`` is copied from the node given there instead."""
-    from streamcore.dataflow.flow import Dataflow
-
-    copy = Dataflow(name, mailbox_capacity=flow.mailbox_capacity, chaining=flow.chaining)
     copies: dict[int, Node] = {}
     for node in nodes:
         model = (replace or {}).get(node.id, node)
         changes: dict[str, Any] = {
-            "id": len(copy.nodes),
+            "id": len(copies),
             "inputs": [(copies[up.id], port) for up, port in model.inputs],
         }
         if isinstance(model, SourceNode) and source is not None:
@@ -104,12 +101,9 @@ def _copy_flow(
                 )
             changes["sink"] = _shared(sink) if sink is model.sink else sink
         copies[node.id] = dataclasses.replace(model, **changes)
-        copy.nodes.append(copies[node.id])
-    copy._names = {n.name for n in copy.nodes}
-    dead = flow._dead_letters
-    if dead is not None and dead.id in copies:
-        copy._dead_letters = copies[dead.id]  # type: ignore[assignment]
-    return copy
+    dead = flow.dead_letters_node
+    kept = copies.get(dead.id) if dead is not None else None
+    return flow.derive(name, list(copies.values()), dead_letters=kept)
 
 
 class _SharedSink(Sink):
@@ -215,7 +209,7 @@ def split_at_repartition(flow: Dataflow) -> tuple[KeyByNode, list[Node], set[int
         )
     cut = cuts[0]
     after = _descendants(flow, cut)
-    dead = flow._dead_letters
+    dead = flow.dead_letters_node
     dead_part = _descendants(flow, dead) if dead is not None else set()
     if after & dead_part:
         raise GraphError(f"flow {flow.name!r}: dead letters cannot flow into the repartitioned stage {cut.name!r}")
@@ -231,7 +225,7 @@ def split_at_repartition(flow: Dataflow) -> tuple[KeyByNode, list[Node], set[int
 def _stages(flow: Dataflow, source_node: SourceNode, group: PartitionGroup) -> tuple[Dataflow, Dataflow, Repartition]:
     """Stage 1 (input partitions, up to a repartition sink) and stage 2 (repartition
     partitions, from a repartition source through the keyed part)."""
-    from streamcore.dataflow.graph import DeadLettersNode
+    from streamcore.graph.nodes import DeadLettersNode
     from streamcore.state.serde import decode, encode
 
     split = split_at_repartition(flow)
@@ -358,7 +352,7 @@ class PartitionedRuntime:
     # -- tasks ---------------------------------------------------------------------------
 
     def _start(self, task: _Task) -> None:
-        from streamcore.runtime.runner import Runtime
+        from streamcore.execution.runner import Runtime
 
         task.runtime = Runtime(task.flow, _fenced(self.checkpoint, task), store_shared=True)
         task.future = asyncio.ensure_future(task.runtime.run())
@@ -385,7 +379,7 @@ class PartitionedRuntime:
 
     async def _task_failed(self, task: _Task, exc: BaseException) -> None:
         policy = self.restart
-        from streamcore.runtime.runner import restartable
+        from streamcore.execution.runner import restartable
 
         retry = (
             policy is not None
@@ -527,7 +521,7 @@ class PartitionedRuntime:
 
     def statistics(self) -> FlowStatistics:
         """Every running task's statistics, names prefixed with ``<partition>/``."""
-        from streamcore.runtime.runner import FlowStatistics
+        from streamcore.execution.runner import FlowStatistics
 
         actors: list[Any] = []
         mailboxes: dict[str, Any] = {}

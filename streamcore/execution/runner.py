@@ -19,20 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamcore.dataflow.graph import (
-    LATE,
-    MAIN,
-    DeadLettersNode,
-    KeyByNode,
-    Node,
-    OpNode,
-    ProcessNode,
-    SinkNode,
-    SourceNode,
-    UnionNode,
-    WindowNode,
-)
-from streamcore.dataflow.validate import validate
+from streamcore import operators  # noqa: F401  (registers the operators' step factories)
 from streamcore.errors import (
     CheckpointError,
     CheckpointSetupError,
@@ -41,6 +28,18 @@ from streamcore.errors import (
     StateError,
     StreamcoreError,
 )
+from streamcore.graph.nodes import (
+    MAIN,
+    DeadLettersNode,
+    KeyByNode,
+    Node,
+    OpNode,
+    SinkNode,
+    SourceNode,
+    UnionNode,
+)
+from streamcore.graph.planner import ActorGroup, Plan, plan
+from streamcore.graph.validate import validate
 from streamcore.io import Sink
 from streamcore.runtime.actor import (
     Actor,
@@ -51,7 +50,6 @@ from streamcore.runtime.actor import (
 )
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.mailbox import Mailbox, MailboxStatistics
-from streamcore.runtime.planner import ActorGroup, Plan, plan
 from streamcore.runtime.registry import StepContext, step_factory
 from streamcore.runtime.steps import (
     AsyncOpStep,
@@ -166,7 +164,7 @@ class Runtime:
                 self.actors.append(self._build_actor(group, instance))
 
     def _number_dead_letter_producers(self, dl_group: ActorGroup) -> int:
-        from streamcore.dataflow.validate import upstream_sources
+        from streamcore.graph.validate import upstream_sources
 
         n = 0
         for group in self.plan.groups:
@@ -265,14 +263,6 @@ class Runtime:
                 step = factory(node, self._step_context(node, group, output, collector))
             elif isinstance(node, SinkNode):
                 step = SinkStep(node.name, self.flow.name, node.sink, node.on_error, collector)
-            elif isinstance(node, WindowNode):
-                from streamcore.time.window_step import make_window_step
-
-                step = make_window_step(node, output(node, LATE), collector)
-            elif isinstance(node, ProcessNode):
-                from streamcore.time.process import ProcessStep
-
-                step = ProcessStep(node, collector)
             else:  # key_by, union, dead letters: nothing to do at run time
                 assert isinstance(node, KeyByNode | UnionNode | DeadLettersNode)
                 continue
@@ -292,6 +282,7 @@ class Runtime:
             self._channel_count[group.index],
             outlets,
             collector,
+            instance,
         )
 
     def _step_context(
@@ -345,7 +336,8 @@ class Runtime:
         """For a stage run by several actors: which keys ``actor`` owns in this process."""
         for group in self.plan.groups:
             if group.parallelism > 1 and any(n.name == stage for n in group.nodes):
-                instance = int(actor.name.rsplit("[", 1)[1].rstrip("]"))
+                assert isinstance(actor, Actor)  # sources are never parallel
+                instance = actor.instance
                 n = group.parallelism
                 return lambda key: hash(key) % n == instance
         return None

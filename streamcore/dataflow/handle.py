@@ -29,11 +29,11 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from streamcore.errors import CheckpointError, DrainTimeoutError, StreamcoreError
-from streamcore.runtime.runner import FlowStatistics, Runtime, restartable
+from streamcore.execution.runner import FlowStatistics, Runtime, restartable
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
-    from streamcore.runtime.tasks import PartitionedRuntime
+    from streamcore.scaleout.tasks import PartitionedRuntime
     from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 
 __all__ = ["FlowRun", "RunState"]
@@ -169,7 +169,7 @@ class FlowRun:
 
     def _new_attempt(self) -> Runtime | PartitionedRuntime:
         if self.checkpoint is not None:
-            from streamcore.runtime.tasks import PartitionedRuntime, partition_group_of
+            from streamcore.scaleout.tasks import PartitionedRuntime, partition_group_of
 
             if partition_group_of(self.flow) is not None:
                 return PartitionedRuntime(self.flow, self.checkpoint, self.restart)
@@ -360,7 +360,7 @@ class FlowRun:
 
 def _not_rewindable(flow: Dataflow) -> str | None:
     """The name of a source of ``flow`` that cannot be read a second time, if any."""
-    from streamcore.dataflow.graph import SourceNode
+    from streamcore.graph.nodes import SourceNode
 
     for node in flow.nodes:
         if isinstance(node, SourceNode) and not node.source.rewindable:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from streamcore.dataflow.graph import (
+from streamcore.graph.nodes import (
     DeadLettersNode,
     Node,
     SinkNode,
     SourceNode,
     UnionNode,
 )
-from streamcore.dataflow.validate import consumers_of
+from streamcore.graph.validate import consumers_of
 
 __all__ = ["ActorGroup", "Plan", "plan"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from streamcore.time.duration import to_seconds
+from streamcore.duration import to_seconds
 
 __all__ = ["NO_RETRY", "Backoff", "Retry", "RetryDecision"]
 

@@ -23,15 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamcore.dataflow.graph import WindowNode
+from streamcore.drop_log import DropLog
+from streamcore.graph.nodes import WindowNode
+from streamcore.operators.event_time_step import EventTimeStep, insert_start, pop_due
 from streamcore.runtime.chain import StatelessStage
-from streamcore.runtime.drop_log import DropLog
 from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
 from streamcore.time.accumulate import Combiners, add_statements
 from streamcore.time.aggregators import Aggregation
-from streamcore.time.event_time_step import EventTimeStep, insert_start, pop_due
 from streamcore.time.windows import SessionWindows, WindowResult
 
 __all__ = ["WindowStatistics", "make_window_step"]
