@@ -33,7 +33,7 @@ from streamcore.execution.runner import FlowStatistics, Runtime, restartable
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
-    from streamcore.scaleout.tasks import PartitionedRuntime
+    from streamcore.scaleout import PartitionedRuntime
     from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 
 __all__ = ["FlowRun", "RunState"]
@@ -169,7 +169,7 @@ class FlowRun:
 
     def _new_attempt(self) -> Runtime | PartitionedRuntime:
         if self.checkpoint is not None:
-            from streamcore.scaleout.tasks import PartitionedRuntime, partition_group_of
+            from streamcore.scaleout import PartitionedRuntime, partition_group_of
 
             if partition_group_of(self.flow) is not None:
                 return PartitionedRuntime(self.flow, self.checkpoint, self.restart)

@@ -59,6 +59,7 @@ from streamcore.runtime.steps import (
     Step,
     Target,
 )
+from streamcore.runtime.waiting import wait_any
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
@@ -401,15 +402,7 @@ class Runtime:
 
     async def wait_started(self) -> None:
         """Return once the actors run (after restoring), or once ``run`` has ended."""
-        if self._started.is_set() or self._ended.is_set():
-            return
-        waiters = [asyncio.ensure_future(self._started.wait()), asyncio.ensure_future(self._ended.wait())]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await wait_any(self._started, self._ended)
 
     def request_stop(self) -> None:
         """Graceful stop: sources stop reading; everything in flight drains to the sinks."""

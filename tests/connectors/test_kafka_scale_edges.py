@@ -21,7 +21,7 @@ from connectors.kafka.repartition import repartition_topic_name
 from connectors.memory import ListSink
 from streamcore.errors import SourceError
 from streamcore.io import SourceContext
-from streamcore.scaleout.tasks import PartitionedRuntime
+from streamcore.scaleout import PartitionedRuntime
 from streamcore.state.serde import decode, encode
 from tests.connectors.test_kafka_exactly_once import events, expected
 from tests.connectors.test_kafka_scale_out import produce

@@ -17,7 +17,7 @@ from connectors.files import JsonLinesSource
 from connectors.memory import ListSink
 from streamcore.errors import GraphError
 from streamcore.io import AssignmentCallback, PartitionGroup, Source
-from streamcore.scaleout.tasks import PartitionedRuntime, partition_group_of, task_flow
+from streamcore.scaleout import PartitionedRuntime, partition_group_of, task_flow
 from tests.state.test_checkpoints import TxSink, write_events
 
 
