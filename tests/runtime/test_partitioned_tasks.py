@@ -121,7 +121,8 @@ async def reference(path: Path) -> list[Any]:
 async def test_revoked_tasks_stop_at_a_checkpoint_and_resume_where_they_stopped(files: dict[str, Path]) -> None:
     group = HandGroup(files)
     sinks = TaskSinks()
-    flow = build("tasks", GroupedSource(group), sinks, rate=20_000)
+    # Slow enough (1 s a partition) that the revoke lands mid-stream even under load.
+    flow = build("tasks", GroupedSource(group), sinks, rate=4_000)
     runtime = PartitionedRuntime(flow, sc.Checkpointing(sc.MemoryStateStore(), interval=0.05))
     run = asyncio.ensure_future(runtime.run())
     group.commands.put_nowait(("assign", ["t:0", "t:1", "t:2"]))

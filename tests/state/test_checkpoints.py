@@ -116,6 +116,16 @@ class FailOnce:
         return record
 
 
+@pytest.fixture
+def after_a_checkpoint(caplog: pytest.LogCaptureFixture) -> Callable[[], bool]:
+    """For ``FailOnce(once=...)``: true once a checkpoint completed in this test.
+
+    A failure meant to restart from a checkpoint waits for one instead of coming at a
+    fixed record: under load fewer checkpoints fit in the same records."""
+    caplog.set_level(logging.INFO, logger="streamcore.checkpoint")
+    return lambda: any(r.getMessage().startswith("checkpoint complete") for r in caplog.records)
+
+
 def window_flow(name: str, path: Path, sink: Any, fail: FailOnce | None = None, *, rate: float = 40_000) -> sc.Dataflow:
     flow = sc.Dataflow(name)
     stream = flow.source(JsonLinesSource(path), timestamp=lambda e: e["ts"], batch_size=100, max_rate=rate)
@@ -152,11 +162,13 @@ def events_file(tmp_path: Path) -> Path:
 # -- tests ----------------------------------------------------------------------------------
 
 
-async def test_a_failed_run_restarts_from_its_checkpoint_and_publishes_exactly_once(events: Path) -> None:
+async def test_a_failed_run_restarts_from_its_checkpoint_and_publishes_exactly_once(
+    events: Path, after_a_checkpoint: Callable[[], bool]
+) -> None:
     expected = await reference(events)
     store = sc.MemoryStateStore()
     sink = TxSink()
-    fail = FailOnce(at=7_000)
+    fail = FailOnce(at=7_000, once=after_a_checkpoint)
     flow = window_flow("exactly-once", events, sink, fail)
     await flow.run(
         checkpoint=sc.Checkpointing(store, interval=0.05),
@@ -170,10 +182,12 @@ async def test_a_failed_run_restarts_from_its_checkpoint_and_publishes_exactly_o
     assert sink.published == expected
 
 
-async def test_records_after_the_checkpoint_are_replayed_into_a_plain_sink(events: Path) -> None:
+async def test_records_after_the_checkpoint_are_replayed_into_a_plain_sink(
+    events: Path, after_a_checkpoint: Callable[[], bool]
+) -> None:
     expected = await reference(events)
     out = ListSink()
-    fail = FailOnce(at=7_000)
+    fail = FailOnce(at=7_000, once=after_a_checkpoint)
     flow = window_flow("at-least-once", events, out, fail)
     await flow.run(checkpoint=sc.Checkpointing(sc.MemoryStateStore(), interval=0.05),
                    restart=sc.RestartPolicy(1, delay=0.0))
@@ -194,10 +208,12 @@ async def test_a_second_run_of_a_completed_flow_resumes_at_the_end(events: Path)
     assert flow._latest_run.attempt.statistics().actor("row").records_in == 0
 
 
-async def test_without_a_restart_policy_a_new_run_resumes_where_the_failed_one_checkpointed(events: Path) -> None:
+async def test_without_a_restart_policy_a_new_run_resumes_where_the_failed_one_checkpointed(
+    events: Path, after_a_checkpoint: Callable[[], bool]
+) -> None:
     store = sc.MemoryStateStore()
     sink = TxSink()
-    fail = FailOnce(at=6_000)
+    fail = FailOnce(at=6_000, once=after_a_checkpoint)
     with pytest.raises(sc.StageError, match="injected failure"):
         await window_flow("resume", events, sink, fail).run(checkpoint=sc.Checkpointing(store, interval=0.05))
     committed = len(sink.published)
@@ -257,7 +273,7 @@ async def test_incremental_checkpoints_write_only_changed_keys(tmp_path: Path) -
     with path.open("wb") as f:
         for i in range(5_000):
             f.write(orjson.dumps({"user": f"k{i}", "amount": 1, "ts": i}) + b"\n")
-        for i in range(3_000):
+        for i in range(9_000):  # long enough for several checkpoints even under load
             f.write(orjson.dumps({"user": f"k{i % 10}", "amount": 1, "ts": 5_000 + i}) + b"\n")
     sizes: list[tuple[bool, int]] = []
 
@@ -489,10 +505,12 @@ async def test_dead_letters_are_checkpointed_with_the_flow(events: Path) -> None
 
 
 @pytest.mark.redis
-async def test_checkpoints_in_redis_resume_a_new_run(events: Path, redis_url: str) -> None:
+async def test_checkpoints_in_redis_resume_a_new_run(
+    events: Path, redis_url: str, after_a_checkpoint: Callable[[], bool]
+) -> None:
     prefix = f"test-cp-{random.getrandbits(32):08x}"
     sink = TxSink()
-    fail = FailOnce(at=6_000)
+    fail = FailOnce(at=6_000, once=after_a_checkpoint)
     with pytest.raises(sc.StageError):
         await window_flow("redis-resume", events, sink, fail).run(
             checkpoint=sc.Checkpointing(sc.RedisStateStore(redis_url, key_prefix=prefix), interval=0.05)
