@@ -10,10 +10,16 @@ The layers, bottom up (each imports only the ones below it):
 - ``streamcore.daemon``: the command line, signals, HTTP endpoints.
 
 Connectors live in the top-level ``connectors`` package and use only these public names.
+
+The batch names (``Pipeline``, ``PipelineResult``, ``Retry``) are imported on first use:
+a stream job never needs the batch executors, and importing them would triple the time
+``import streamcore`` takes (docs/performance.md#start-up).
 """
 
+from typing import TYPE_CHECKING
+
 from streamcore import agg
-from streamcore.batch import Pipeline, PipelineResult, Retry
+from streamcore._lazy import lazy_attributes
 from streamcore.dataflow.flow import Dataflow, KeyedStream, Stream, WindowedStream
 from streamcore.errors import (
     CheckpointError,
@@ -39,7 +45,22 @@ from streamcore.time.aggregators import Aggregator
 from streamcore.time.process import KeyedProcessFunction, ProcessContext
 from streamcore.time.windows import SessionWindows, SlidingWindows, TumblingWindows, WindowResult
 
+if TYPE_CHECKING:
+    from streamcore.batch.pipeline import Pipeline
+    from streamcore.batch.result import PipelineResult
+    from streamcore.batch.retry import Retry
+
 __version__ = "0.1.0"
+
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    globals(),
+    {
+        "Pipeline": "streamcore.batch.pipeline",
+        "PipelineResult": "streamcore.batch.result",
+        "Retry": "streamcore.batch.retry",
+    },
+)
 
 __all__ = [
     "Aggregator",
