@@ -1,0 +1,127 @@
+"""Start-up time: wall clock of short commands, and which imports it goes to.
+
+Usage::
+
+    .venv/bin/python bench/bench_startup.py [--runs 15] [--top 25]
+
+Each command is run ``--runs`` times as a fresh process, the commands interleaved round
+by round (so drift on a shared machine hits them alike), and the table gives the median,
+minimum and maximum wall time in milliseconds and the median CPU time (user + system,
+which a loaded machine inflates less than wall time); the bare ``python -c pass`` of the
+same interpreter is a row of its own and the "- bare" columns subtract its medians. Then
+``python -X importtime`` of ``import streamcore, connectors.files`` is run ``--runs``
+times and the modules with the largest median cumulative import time are listed (median
+per module over the runs, which a loaded machine needs: a single run can put 100 ms on
+any module that happened to be preempted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def commands() -> dict[str, list[str]]:
+    """Label -> argv of every timed command."""
+    py = sys.executable
+    cli = BIN / "streamcore"
+    return {
+        "python -c pass": [py, "-c", "pass"],
+        "python -c 'import streamcore, connectors.files'": [
+            py,
+            "-c",
+            "import streamcore, connectors.files",
+        ],
+        "streamcore --help": [str(cli), "--help"] if cli.exists() else [py, "-m", "streamcore", "--help"],
+    }
+
+
+def time_once(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) milliseconds of one run (output discarded); raises if
+    the command fails. CPU time is what a loaded machine inflates least."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall * 1000, cpu * 1000
+
+
+def import_times(runs: int) -> dict[str, list[tuple[int, int]]]:
+    """Module -> (self, cumulative) import microseconds per run of
+    ``import streamcore, connectors.files``."""
+    per_module: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for _ in range(runs):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import streamcore, connectors.files"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        for line in proc.stderr.splitlines():
+            if not line.startswith("import time:") or "cumulative" in line:
+                continue
+            own, cumulative, name = line[len("import time:") :].split("|")
+            per_module[name.strip()].append((int(own), int(cumulative)))
+    return per_module
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=15, help="runs per command (median reported)")
+    ap.add_argument("--top", type=int, default=25, help="modules listed from -X importtime")
+    a = ap.parse_args(argv)
+
+    cmds = commands()
+    walls: dict[str, list[float]] = {label: [] for label in cmds}
+    cpus: dict[str, list[float]] = {label: [] for label in cmds}
+    for cmd in cmds.values():  # one warm-up run each: page cache, .pyc files
+        time_once(cmd)
+    for _ in range(a.runs):
+        for label, cmd in cmds.items():
+            wall, cpu = time_once(cmd)
+            walls[label].append(wall)
+            cpus[label].append(cpu)
+    bare = statistics.median(walls["python -c pass"])
+    bare_cpu = statistics.median(cpus["python -c pass"])
+    print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, {a.runs} runs each\n")
+    print(
+        "| command | wall median ms | wall min ms | wall max ms | wall median - bare | "
+        "CPU median ms | CPU median - bare |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, ms in walls.items():
+        med, cpu = statistics.median(ms), statistics.median(cpus[label])
+        print(
+            f"| `{label}` | {med:.0f} | {min(ms):.0f} | {max(ms):.0f} | {med - bare:.0f} | "
+            f"{cpu:.0f} | {cpu - bare_cpu:.0f} |"
+        )
+
+    per_module = import_times(a.runs)
+    medians = {
+        name: (statistics.median(t[0] for t in us), statistics.median(t[1] for t in us))
+        for name, us in per_module.items()
+    }
+    ranked = sorted(medians.items(), key=lambda kv: kv[1][1], reverse=True)
+    print(f"\n`python -X importtime -c 'import streamcore, connectors.files'`, median of {a.runs}:\n")
+    print("| module | self ms | cumulative ms |")
+    print("|---|---:|---:|")
+    for name, (own, cumulative) in ranked[: a.top]:
+        print(f"| `{name}` | {own / 1000:.1f} | {cumulative / 1000:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
