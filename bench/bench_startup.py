@@ -12,7 +12,11 @@ same interpreter is a row of its own and the "- bare" columns subtract its media
 ``python -X importtime`` of ``import streamcore, connectors.files`` is run ``--runs``
 times and the modules with the largest median cumulative import time are listed (median
 per module over the runs, which a loaded machine needs: a single run can put 100 ms on
-any module that happened to be preempted).
+any module that happened to be preempted). ``--instructions`` adds the instructions each
+command executes, counted once under valgrind's callgrind: the one figure here that the
+machine's load does not move. ``PYTHONPATH`` set to a copy of another revision's
+``streamcore`` and ``connectors`` measures that revision (``streamcore --help`` is then
+run as ``python -m streamcore --help``).
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Commands run in an empty directory: with ``-c`` the current directory comes first on the
+# import path, and the checkout's would shadow a ``PYTHONPATH`` copy of another revision.
+CWD = tempfile.mkdtemp(prefix="streamcore-startup-")
 
 
 def commands() -> dict[str, list[str]]:
@@ -42,7 +49,9 @@ def commands() -> dict[str, list[str]]:
             "-c",
             "import streamcore, connectors.files",
         ],
-        "streamcore --help": [str(cli), "--help"] if cli.exists() else [py, "-m", "streamcore", "--help"],
+        "streamcore --help": [str(cli), "--help"]
+        if cli.exists() and not os.environ.get("PYTHONPATH")
+        else [py, "-m", "streamcore", "--help"],
     }
 
 
@@ -51,11 +60,27 @@ def time_once(argv: list[str]) -> tuple[float, float]:
     the command fails. CPU time is what a loaded machine inflates least."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=ROOT)
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=CWD)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall * 1000, cpu * 1000
+
+
+def instructions(argv: list[str]) -> int:
+    """Instructions executed by one run under ``valgrind --tool=callgrind``: a figure that
+    does not depend on the machine's load (the run itself is about 50 times slower)."""
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=CWD,
+    )
+    for line in proc.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise RuntimeError(f"no instruction count in valgrind's output: {proc.stderr[-500:]}")
 
 
 def import_times(runs: int) -> dict[str, list[tuple[int, int]]]:
@@ -68,7 +93,7 @@ def import_times(runs: int) -> dict[str, list[tuple[int, int]]]:
             capture_output=True,
             text=True,
             check=True,
-            cwd=ROOT,
+            cwd=CWD,
         )
         for line in proc.stderr.splitlines():
             if not line.startswith("import time:") or "cumulative" in line:
@@ -82,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=15, help="runs per command (median reported)")
     ap.add_argument("--top", type=int, default=25, help="modules listed from -X importtime")
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each command's instructions once with valgrind (load-independent)",
+    )
     a = ap.parse_args(argv)
 
     cmds = commands()
@@ -108,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
             f"| `{label}` | {med:.0f} | {min(ms):.0f} | {max(ms):.0f} | {med - bare:.0f} | "
             f"{cpu:.0f} | {cpu - bare_cpu:.0f} |"
         )
+
+    if a.instructions:
+        counts = {label: instructions(cmd) for label, cmd in cmds.items()}
+        print("\n| command | instructions (millions) | ratio to bare |")
+        print("|---|---:|---:|")
+        for label, n in counts.items():
+            print(f"| `{label}` | {n / 1e6:,.0f} | {n / counts['python -c pass']:.2f}x |")
 
     per_module = import_times(a.runs)
     medians = {
