@@ -13,7 +13,36 @@ from typing import Any
 
 from streamcore.time.aggregators import UNSET, Aggregation, _identity
 
-__all__ = ["Combiners", "add_statements"]
+__all__ = ["Combiners", "add_statements", "create_expression"]
+
+# What ``create()`` returns for each built-in kind, as source: a fresh accumulator is then
+# a list display instead of a call running one lambda per slot.
+_CREATE = {
+    "count": "0",
+    "sum": "0",
+    "min": "UNSET",
+    "max": "UNSET",
+    "mean": "[0, 0]",
+    "first": "UNSET",
+    "last": "UNSET",
+    "collect": "[]",
+}
+
+
+def create_expression(agg: Aggregation, namespace: dict[str, Any]) -> str:
+    """Source of an expression equal to ``agg.create()``, a fresh accumulator.
+
+    Fills ``namespace`` with what it refers to; a user aggregator's slot calls its create.
+    """
+    namespace["UNSET"] = UNSET
+    slots = []
+    for i, (_, a) in enumerate(agg.parts):
+        literal = _CREATE.get(a.kind)
+        if literal is None:
+            namespace[f"create{i}"] = a.create
+            literal = f"create{i}()"
+        slots.append(literal)
+    return "[" + ", ".join(slots) + "]"
 
 
 def add_statements(agg: Aggregation, namespace: dict[str, Any], indent: str) -> list[str]:

@@ -26,7 +26,7 @@ from streamcore.dataflow.graph import WindowNode
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
-from streamcore.time.accumulate import Combiners, add_statements
+from streamcore.time.accumulate import Combiners, add_statements, create_expression
 from streamcore.time.aggregators import Aggregation
 from streamcore.time.windows import SessionWindows, WindowResult
 
@@ -128,7 +128,7 @@ class _WindowStepBase(Step):
     def _compile(self, template: str, extra: dict[str, Any]) -> Callable[..., Any]:
         """Compile the per-batch loop; ``{ADD:n}`` in the template becomes the adds, indented n."""
         namespace: dict[str, Any] = {"key": self.key, "create": self.agg.create, **extra}
-        body = template
+        body = template.replace("CREATE", create_expression(self.agg, namespace))
         for width in (12, 16, 20):
             adds = add_statements(self.agg, namespace, " " * width)
             if self.agg.sequenced:
@@ -178,33 +178,42 @@ class _WindowStepBase(Step):
 
 _PANE_LOOP = """
 def process(records, timestamps, W, panes, new_pane, late, late_ts, touched, seq):
+    cur = None
     for x, t in zip(records, timestamps):
         {TRY}
             s = t - t % PANE
-            if W >= s - s % SLIDE + LAST_END_PLUS_LATENESS:
+            if s != cur:
+                cur = s
+                gone = W >= s - s % SLIDE + LAST_END_PLUS_LATENESS
+                fired = W >= FIRST_END
+                d = panes.get(s)
+            if gone:
                 late.append(x)
                 late_ts.append(t)
                 continue
             k = key(x)
 {DIRTY}
-            d = panes.get(s)
             if d is not None:
                 a = d.get(k)
                 if a is not None:
 {ADD:20}
                 else:
-                    a = create()
+                    a = CREATE
 {ADD:20}
                     d[k] = a
             else:
-                a = create()
+                a = CREATE
 {ADD:16}
-                new_pane(s)[k] = a
-            if W >= FIRST_END:
+                d = new_pane(s)
+                d[k] = a
+            if fired:
                 touched[(s, k)] = None
         {EXCEPT}
     return seq
 """
+# Consecutive records of a batch mostly fall in one pane, so what depends only on the
+# pane (its dict, whether it is freed or fired) is looked up when the pane changes, not
+# per record; every pane of the batch is judged against the same W, so this is exact.
 # A new pane or accumulator is stored only after the record was added, so a record
 # whose value cannot be extracted (on_error="skip") leaves no empty accumulator behind.
 
