@@ -11,8 +11,9 @@ The layers, bottom up (each imports only the ones below it):
 
 Connectors live in the top-level ``connectors`` package and use only these public names.
 
-The batch names (``Pipeline``, ``PipelineResult``, ``Retry``) are imported on first use:
-a stream job never needs the batch executors, and importing them would triple the time
+The batch names (``Pipeline``, ``PipelineResult``, ``Retry``) and the state stores are
+imported on first use: a stream job never needs the batch executors, nor a store and
+the serde unless it checkpoints, and importing them would more than double the time
 ``import streamcore`` takes (docs/performance.md#start-up).
 """
 
@@ -39,7 +40,6 @@ from streamcore.errors import (
 from streamcore.io import Sink, SinkContext, Source, SourceContext
 from streamcore.runtime.handle import FlowRun, RunState
 from streamcore.runtime.steps import DeadLetter
-from streamcore.state import MemoryStateStore, RedisStateStore
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.time.aggregators import Aggregator
 from streamcore.time.process import KeyedProcessFunction, ProcessContext
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from streamcore.batch.pipeline import Pipeline
     from streamcore.batch.result import PipelineResult
     from streamcore.batch.retry import Retry
+    from streamcore.state.memory import MemoryStateStore
+    from streamcore.state.redis import RedisStateStore
 
 __version__ = "0.1.0"
 
@@ -59,6 +61,8 @@ __getattr__, __dir__ = lazy_attributes(
         "Pipeline": "streamcore.batch.pipeline",
         "PipelineResult": "streamcore.batch.result",
         "Retry": "streamcore.batch.retry",
+        "MemoryStateStore": "streamcore.state.memory",
+        "RedisStateStore": "streamcore.state.redis",
     },
 )
 

@@ -24,20 +24,38 @@ def modules_after(code: str) -> set[str]:
     return set(json.loads(out.splitlines()[-1]))
 
 
-def test_importing_streamcore_and_the_file_connectors_leaves_out_batch_and_avro() -> None:
+def test_importing_streamcore_and_the_file_connectors_leaves_out_batch_serde_and_avro() -> None:
     loaded = modules_after("import streamcore, connectors.files")
     heavy = {m for m in loaded if m.startswith(("streamcore.batch", "fastavro", "psutil"))}
     assert heavy == set()
+    assert {"streamcore.state.serde", "streamcore.state.redis", "decimal", "zoneinfo"} & loaded == set()
     assert "multiprocessing" not in loaded
 
 
-@pytest.mark.parametrize("name", ["Pipeline", "PipelineResult", "Retry"])
-def test_a_batch_name_on_streamcore_is_the_batch_class_on_first_use(name: str) -> None:
-    import streamcore
-    import streamcore.batch
+@pytest.mark.parametrize(
+    ("name", "package"),
+    [
+        ("Pipeline", "streamcore.batch"),
+        ("PipelineResult", "streamcore.batch"),
+        ("Retry", "streamcore.batch"),
+        ("MemoryStateStore", "streamcore.state"),
+        ("RedisStateStore", "streamcore.state"),
+    ],
+)
+def test_a_lazy_name_on_streamcore_is_the_class_of_its_package(name: str, package: str) -> None:
+    import importlib
 
-    assert getattr(streamcore, name) is getattr(streamcore.batch, name)
+    import streamcore
+
+    assert getattr(streamcore, name) is getattr(importlib.import_module(package), name)
     assert name in dir(streamcore)
+
+
+def test_the_state_package_still_offers_its_submodules_and_names() -> None:
+    from streamcore.state import MemoryStateStore, serde
+
+    assert serde.decode(serde.encode({"a": 1})) == {"a": 1}
+    assert MemoryStateStore.__module__ == "streamcore.state.memory"
 
 
 def test_an_unknown_name_on_streamcore_raises_attribute_error() -> None:
@@ -47,10 +65,12 @@ def test_an_unknown_name_on_streamcore_raises_attribute_error() -> None:
         streamcore.Pipelin  # noqa: B018
 
 
-def test_every_batch_name_resolves_through_the_lazy_package() -> None:
-    import streamcore.batch
+@pytest.mark.parametrize("package", ["streamcore.batch", "streamcore.state"])
+def test_every_name_of_a_lazy_package_resolves(package: str) -> None:
+    import importlib
 
-    missing = [n for n in streamcore.batch.__all__ if getattr(streamcore.batch, n, None) is None]
+    module = importlib.import_module(package)
+    missing = [n for n in module.__all__ if getattr(module, n, None) is None]
     assert missing == []
 
 
