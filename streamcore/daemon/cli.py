@@ -141,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
         "last complete checkpoint, without it the command exits 1 naming the records lost",
     )
     flows.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help="run N processes of a flow whose sources share partitions over a group (e.g. "
+        "KafkaSource(group_id=...)), restarting one that fails; with --metrics-port one "
+        "/metrics serves them all, labelled worker=\"0\"... (default 1: this process)",
+    )
+    flows.add_argument(
         "--metrics-port",
         metavar="PORT",
         type=int,
@@ -213,6 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plan":
             print(_plan(args.target))
             return 0
+        if args.workers != 1:
+            from streamcore.daemon.workers import run_workers
+
+            raw = list(sys.argv[1:] if argv is None else argv)
+            return run_workers(raw, args.workers, args.target, args.metrics_host, args.metrics_port)
         options = RunOptions(
             run_id=args.run_id,
             state_url=args.state,
