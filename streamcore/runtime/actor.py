@@ -21,12 +21,14 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 
 from streamcore.errors import SourceError, StreamcoreError
 from streamcore.io import Source, SourceContext
 from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.inline import item_lookup
 from streamcore.runtime.mailbox import Mailbox
 from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Message, Watermark
 from streamcore.runtime.steps import DeadLetter, Outlet, Step
@@ -375,6 +377,9 @@ class SourceActor:
         self.head = head
         self.outlet = outlet
         self.timestamp = timestamp
+        lookup = item_lookup(timestamp)
+        # lambda e: e["ts"] is taken by itemgetter, in C (same lookup, same errors).
+        self._timestamps_of: Any = timestamp if lookup is None else itemgetter(lookup[0])
         self.bound_ms = max_out_of_orderness_ms
         self.batch_size = batch_size
         if max_rate is not None:
@@ -644,7 +649,7 @@ class SourceActor:
         assert fn is not None
         try:
             # map and a set of types run in C: per record only the user's function runs here.
-            timestamps = list(map(fn, records))
+            timestamps = list(map(self._timestamps_of, records))
             if set(map(type, timestamps)) <= {int}:
                 return timestamps
             return [to_timestamp_ms(t) for t in timestamps]

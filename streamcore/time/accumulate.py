@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from streamcore.runtime.inline import item_lookup
 from streamcore.time.aggregators import UNSET, Aggregation, _identity
 
 __all__ = ["Combiners", "add_statements", "create_expression"]
@@ -58,7 +59,12 @@ def add_statements(agg: Aggregation, namespace: dict[str, Any], indent: str) -> 
         namespace[g] = a.fn
         value = "x" if a.fn is _identity else f"v{i}"
         if a.kind != "count" and a.kind != "custom" and a.fn is not _identity:
-            extract.append(f"v{i} = {g}(x)")
+            lookup = item_lookup(a.fn)
+            if lookup is None:
+                extract.append(f"v{i} = {g}(x)")
+            else:  # lambda e: e["amount"], written in place (streamcore/runtime/inline.py)
+                namespace[f"{g}_key"] = lookup[0]
+                extract.append(f"v{i} = x[{g}_key]")
         kind = a.kind
         if kind == "count":
             update.append(f"a[{i}] += 1")

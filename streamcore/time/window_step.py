@@ -24,6 +24,7 @@ from typing import Any
 
 from streamcore.dataflow.graph import WindowNode
 from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.inline import item_lookup
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
 from streamcore.time.accumulate import Combiners, add_statements, create_expression
@@ -129,6 +130,12 @@ class _WindowStepBase(Step):
         """Compile the per-batch loop; ``{ADD:n}`` in the template becomes the adds, indented n."""
         namespace: dict[str, Any] = {"key": self.key, "create": self.agg.create, **extra}
         body = template.replace("CREATE", create_expression(self.agg, namespace))
+        lookup = item_lookup(self.key)
+        if lookup is None:
+            body = body.replace("{KEY}", "key(x)")
+        else:  # lambda e: e["user"], written in place (streamcore/runtime/inline.py)
+            namespace["KEY"] = lookup[0]
+            body = body.replace("{KEY}", "x[KEY]")
         for width in (12, 16, 20):
             adds = add_statements(self.agg, namespace, " " * width)
             if self.agg.sequenced:
@@ -191,7 +198,7 @@ def process(records, timestamps, W, panes, new_pane, late, late_ts, touched, seq
                 late.append(x)
                 late_ts.append(t)
                 continue
-            k = key(x)
+            k = {KEY}
 {DIRTY}
             if d is not None:
                 a = d.get(k)
