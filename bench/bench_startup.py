@@ -14,9 +14,12 @@ times and the modules with the largest median cumulative import time are listed 
 per module over the runs, which a loaded machine needs: a single run can put 100 ms on
 any module that happened to be preempted). ``--instructions`` adds the instructions each
 command executes, counted once under valgrind's callgrind: the one figure here that the
-machine's load does not move. ``PYTHONPATH`` set to a copy of another revision's
-``streamcore`` and ``connectors`` measures that revision (``streamcore --help`` is then
-run as ``python -m streamcore --help``).
+machine's load does not move.
+
+The engine measured is a copy of the working tree's ``streamcore`` and ``connectors``
+(or of ``--rev REV``'s, exported with ``git archive``) with its bytecode compiled, as an
+installed engine has it, imported through ``PYTHONPATH``; ``streamcore --help`` is run
+as ``python -m streamcore --help``, the same program.
 """
 
 from __future__ import annotations
@@ -32,16 +35,19 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 # Commands run in an empty directory: with ``-c`` the current directory comes first on the
 # import path, and the checkout's would shadow a ``PYTHONPATH`` copy of another revision.
 CWD = tempfile.mkdtemp(prefix="streamcore-startup-")
+
+from compare import export_rev  # noqa: E402
+from run import snapshot_engine  # noqa: E402
 
 
 def commands() -> dict[str, list[str]]:
     """Label -> argv of every timed command."""
     py = sys.executable
-    cli = BIN / "streamcore"
     return {
         "python -c pass": [py, "-c", "pass"],
         "python -c 'import streamcore, connectors.files'": [
@@ -49,9 +55,7 @@ def commands() -> dict[str, list[str]]:
             "-c",
             "import streamcore, connectors.files",
         ],
-        "streamcore --help": [str(cli), "--help"]
-        if cli.exists() and not os.environ.get("PYTHONPATH")
-        else [py, "-m", "streamcore", "--help"],
+        "streamcore --help": [py, "-m", "streamcore", "--help"],
     }
 
 
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=15, help="runs per command (median reported)")
     ap.add_argument("--top", type=int, default=25, help="modules listed from -X importtime")
+    ap.add_argument("--rev", default=None, help="measure this git revision's engine instead")
     ap.add_argument(
         "--instructions",
         action="store_true",
@@ -114,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = ap.parse_args(argv)
 
+    engine = Path(CWD, "engine")
+    if a.rev is None:
+        what = f"working tree (snapshot {snapshot_engine(engine)})"
+    else:
+        what = f"{a.rev} = {export_rev(a.rev, engine)}"
+    os.environ["PYTHONPATH"] = str(engine)
     cmds = commands()
     walls: dict[str, list[float]] = {label: [] for label in cmds}
     cpus: dict[str, list[float]] = {label: [] for label in cmds}
@@ -126,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             cpus[label].append(cpu)
     bare = statistics.median(walls["python -c pass"])
     bare_cpu = statistics.median(cpus["python -c pass"])
-    print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, {a.runs} runs each\n")
+    print(
+        f"engine: {what}; load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, "
+        f"{a.runs} runs each\n"
+    )
     print(
         "| command | wall median ms | wall min ms | wall max ms | wall median - bare | "
         "CPU median ms | CPU median - bare |"

@@ -44,6 +44,7 @@ from run import (  # noqa: E402
     ROOT,
     Job,
     compare_checksum,
+    compile_engine,
     fmt_checksum,
     snapshot_engine,
     warm_page_cache,
@@ -69,6 +70,7 @@ def export_rev(rev: str, dest: Path) -> str:
     ).stdout
     dest.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    compile_engine(dest)
     return commit
 
 
