@@ -20,6 +20,7 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from streamcore.dataflow.graph import WindowNode
@@ -548,6 +549,9 @@ class SessionWindowStep(_WindowStepBase):
         self._tie = itertools.count()
         self._add = self._compile(_SESSION_ADD, {})
         self.count = 0
+        lookup = item_lookup(self.key)
+        # lambda e: e["user"] is taken by itemgetter, in C (same lookup, same errors).
+        self._key_of: Callable[[Any], Any] = self.key if lookup is None else itemgetter(lookup[0])
 
     def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot:
         """Per key: ``[[start, end, accumulator, emitted], ...]`` of its kept sessions."""
@@ -587,7 +591,7 @@ class SessionWindowStep(_WindowStepBase):
     async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
         assert timestamps is not None, "window stages receive event timestamps"
         W = self.watermark_ms
-        gap, lateness, key, agg = self.gap_ms, self.lateness_ms, self.key, self.agg
+        gap, lateness, key, agg = self.gap_ms, self.lateness_ms, self._key_of, self.agg
         sessions, add = self.sessions, self._add
         late: list[Any] = []
         late_ts: list[int] = []
