@@ -173,12 +173,9 @@ async def test_members_killed_restarted_and_joining_write_each_window_once(
         await until("a, b and c to share the partitions", lambda: split([a, b, c], among=3), members)
         await produce_ends(kafka_bootstrap, topic_in, records[-1]["ts"] + 60_000)
         want = expected(records)
-
-        async def complete() -> bool:
-            got = await read_committed(kafka_bootstrap, topic_out)
-            return sum(got.values()) >= sum(want.values())
-
-        await until("every window written", complete, members)
+        await until(
+            "every window written", lambda: every_window_written(kafka_bootstrap, topic_out, want), members
+        )
         codes = [await m.stop() for m in members]
     finally:
         await clean_up(members, redis_url, topic_in)
@@ -218,6 +215,11 @@ async def test_a_key_change_repartitions_through_an_internal_topic_exactly_once(
         await clean_up(members, redis_url, topic_in)
     assert codes == [0, 0], "\n\n".join(m.tail() for m in members)
     await check_each_window_once(kafka_bootstrap, topic_out, expected(records))
+
+
+async def every_window_written(bootstrap: str, topic: str, want: Counter[bytes]) -> bool:
+    got = await read_committed(bootstrap, topic)
+    return sum(got.values()) >= sum(want.values())
 
 
 async def written(bootstrap: str, topic: str) -> int:

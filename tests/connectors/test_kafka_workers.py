@@ -15,13 +15,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.connectors.test_kafka_exactly_once import events, expected, read_committed
+from tests.connectors.test_kafka_exactly_once import events, expected
 from tests.connectors.test_kafka_scale_out import (
     DEADLINE_S,
     JOB,
     ROOT,
     check_each_window_once,
     clean_up,
+    every_window_written,
     job_env,
     produce,
     produce_ends,
@@ -132,12 +133,9 @@ async def test_two_workers_share_the_group_restart_when_killed_and_stop_on_sigte
         await produce(kafka_bootstrap, topic_in, second)
         await produce_ends(kafka_bootstrap, topic_in, records[-1]["ts"] + 60_000)
         want = expected(records)
-
-        async def complete() -> bool:
-            got = await read_committed(kafka_bootstrap, topic_out)
-            return sum(got.values()) >= sum(want.values())
-
-        await until("every window written", complete, members)
+        await until(
+            "every window written", lambda: every_window_written(kafka_bootstrap, topic_out, want), members
+        )
         assert parent.proc is not None
         parent.proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(DEADLINE_S):
