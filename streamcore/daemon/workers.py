@@ -21,7 +21,7 @@ instead of N service units, so a job can use several cores. The parent runs no f
 With ``--metrics-port`` the parent serves ``/metrics``: every worker's samples with a
 ``worker="<i>"`` label, each family's HELP and TYPE once, and ``streamcore_worker_up``;
 ``/healthz`` and ``/readyz`` answer 200 when every worker's does.
-Design: docs/performance.md#workers
+Design: docs/performance.md, "Several workers"
 """
 
 from __future__ import annotations

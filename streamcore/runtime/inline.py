@@ -7,7 +7,7 @@ behaves the same: the same subscription of the same object by the same constant,
 the same exception. A function is recognised only when its bytecode is exactly that of
 such a lambda (no closure, no globals, one positional argument), so anything else keeps
 being called as it is.
-Design: docs/performance.md#inlined-item-lookups
+Design: docs/performance.md, "The window loop (W2)"
 """
 
 from __future__ import annotations
