@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,12 @@ REVOKED = re.compile(r"partitions revoked flow=\S+ partitions=\[(.*)\]")
 class Member:
     """One ``streamcore run`` process of the group, and what its log says it holds."""
 
-    def __init__(self, name: str, env: dict[str, str], redis_url: str, job: str = JOB) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], redis_url: str, job: str = JOB, extra: Sequence[str] = ()
+    ) -> None:
         self.name = name
         self.job = job
+        self.extra = list(extra)
         self.held: set[str] = set()
         self.log: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -48,7 +52,7 @@ class Member:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "streamcore", "run", self.job, "--state", self._redis_url,
-            "--checkpoint-interval", "300ms",
+            "--checkpoint-interval", "300ms", *self.extra,
             cwd=ROOT, env=self._env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
         self.held = set()
@@ -59,12 +63,16 @@ class Member:
         while line := await self.proc.stderr.readline():
             text = line.decode(errors="replace").rstrip()
             self.log.append(text)
-            for pattern, add in ((ASSIGNED, True), (REVOKED, False)):
-                m = pattern.search(text)
-                if m:
-                    parts = {p.strip().strip("'") for p in m.group(1).split(",") if p.strip()}
-                    self.held = self.held | parts if add else self.held - parts
-                    self.changed.set()
+            self.saw(text)
+
+    def saw(self, text: str) -> None:
+        """Follow the partitions this member holds from a line of its log."""
+        for pattern, add in ((ASSIGNED, True), (REVOKED, False)):
+            m = pattern.search(text)
+            if m:
+                parts = {p.strip().strip("'") for p in m.group(1).split(",") if p.strip()}
+                self.held = self.held | parts if add else self.held - parts
+                self.changed.set()
 
     async def kill(self) -> None:
         assert self.proc is not None

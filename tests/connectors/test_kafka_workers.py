@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import socket
-import sys
 from typing import Any
 
 import aiohttp
@@ -18,8 +17,7 @@ import pytest
 from tests.connectors.test_kafka_exactly_once import events, expected
 from tests.connectors.test_kafka_scale_out import (
     DEADLINE_S,
-    JOB,
-    ROOT,
+    Member,
     check_each_window_once,
     clean_up,
     every_window_written,
@@ -42,38 +40,20 @@ def free_port() -> int:
         return port
 
 
-class Parent:
-    """The ``streamcore run --workers`` process, and the workers its log says it started."""
+class Parent(Member):
+    """The ``streamcore run --workers 2`` process, and the workers its log says it started."""
 
-    def __init__(self) -> None:
-        self.proc: asyncio.subprocess.Process | None = None
-        self.log: list[str] = []
+    def __init__(self, env: dict[str, str], redis_url: str, metrics_port: int) -> None:
+        super().__init__("parent", env, redis_url, extra=["--workers", "2", "--metrics-port", str(metrics_port)])
         self.pids: dict[int, int] = {}
         self.restarts: dict[int, int] = {}
-        self.name = "parent"
-        self._reader: asyncio.Task[None] | None = None
 
-    async def start(self, env: dict[str, str], redis_url: str, metrics_port: int) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "streamcore", "run", JOB, "--state", redis_url,
-            "--checkpoint-interval", "300ms", "--workers", "2", "--metrics-port", str(metrics_port),
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
-        self._reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        while line := await self.proc.stderr.readline():
-            text = line.decode(errors="replace").rstrip()
-            self.log.append(text)
-            m = STARTED.search(text)
-            if m:
-                worker, pid, restarts = map(int, m.groups())
-                self.pids[worker] = pid
-                self.restarts[worker] = restarts
-
-    def tail(self) -> str:
-        return "\n".join(self.log[-60:])
+    def saw(self, text: str) -> None:
+        m = STARTED.search(text)
+        if m:
+            worker, pid, restarts = map(int, m.groups())
+            self.pids[worker] = pid
+            self.restarts[worker] = restarts
 
 
 async def scrape(port: int) -> str:
@@ -104,7 +84,7 @@ async def test_two_workers_share_the_group_restart_when_killed_and_stop_on_sigte
     first, second = records[: len(records) // 2], records[len(records) // 2 :]
     await produce(kafka_bootstrap, topic_in, first)
     port = free_port()
-    parent = Parent()
+    parent = Parent(job_env(kafka_bootstrap, topic_in, topic_out), redis_url, port)
     members: list[Any] = [parent]
     metrics = ""
 
@@ -118,7 +98,7 @@ async def test_two_workers_share_the_group_restart_when_killed_and_stop_on_sigte
         )
 
     try:
-        await parent.start(job_env(kafka_bootstrap, topic_in, topic_out), redis_url, port)
+        await parent.start()
         await until("two workers started", lambda: len(parent.pids) == 2, members)
         await until("both workers in one /metrics", both_serving, members)
         types = [line for line in metrics.splitlines() if line.startswith("# TYPE")]
@@ -140,8 +120,8 @@ async def test_two_workers_share_the_group_restart_when_killed_and_stop_on_sigte
         parent.proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(DEADLINE_S):
             code = await parent.proc.wait()
-        if parent._reader is not None:
-            await parent._reader
+            if parent._reader is not None:
+                await parent._reader  # the whole log, to the parent's last line
         workers_left = [pid for pid in parent.pids.values() if alive(pid)]
     finally:
         if parent.proc is not None and parent.proc.returncode is None:
