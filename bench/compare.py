@@ -35,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import WORKLOADS, run_job_process  # noqa: E402
+from _common import run_job_process  # noqa: E402
 from gen_events import DEFAULT_EVENTS, DEFAULT_SEED, cached_events  # noqa: E402
 from run import (  # noqa: E402
     ENGINE_PACKAGES,
@@ -46,6 +46,7 @@ from run import (  # noqa: E402
     compare_checksum,
     compile_engine,
     fmt_checksum,
+    parse_workloads,
     snapshot_engine,
     warm_page_cache,
 )
@@ -134,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the raw runs here")
     a = ap.parse_args(argv)
 
-    workloads = [w.strip().lower() for w in a.only.split(",") if w.strip()]
-    unknown = sorted(set(workloads) - set(WORKLOADS))
-    if unknown:
-        ap.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
+    workloads = parse_workloads(ap, a.only)
     path = cached_events(a.events, a.seed)
     with tempfile.TemporaryDirectory(prefix="streamcore-compare-") as tmp:
         rev_dir, work_dir = Path(tmp, "rev"), Path(tmp, "work")

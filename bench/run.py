@@ -261,6 +261,15 @@ def build_table(jobs: dict[tuple[str, str], Job]) -> tuple[list[str], list[str]]
     return lines, problems
 
 
+def parse_workloads(ap: argparse.ArgumentParser, only: str) -> list[str]:
+    """The workloads of an ``--only`` list; an unknown one is a usage error."""
+    workloads = [w.strip().lower() for w in only.split(",") if w.strip()]
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        ap.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
+    return workloads
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="click events in the input")
@@ -283,10 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = ap.parse_args(argv)
 
-    workloads = [w.strip().lower() for w in a.only.split(",") if w.strip()]
-    unknown = sorted(set(workloads) - set(WORKLOADS))
-    if unknown:
-        ap.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
+    workloads = parse_workloads(ap, a.only)
     path = cached_events(a.events, a.seed)
     hop_n = a.hop_records if a.hop_records is not None else 2 * a.events
     jobs = {
