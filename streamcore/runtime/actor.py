@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from streamcore.errors import SourceError, StreamcoreError
 from streamcore.io import Source, SourceContext
+from streamcore.item_lookup import item_lookup
 from streamcore.runtime.chain import StatelessStage
-from streamcore.runtime.inline import item_lookup
 from streamcore.runtime.mailbox import Mailbox
 from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Message, Watermark
 from streamcore.runtime.steps import DeadLetter, Outlet, Step

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamcore.runtime.inline import item_lookup
+from streamcore.item_lookup import item_lookup
 from streamcore.time.aggregators import UNSET, Aggregation, _identity
 
 __all__ = ["Combiners", "add_statements", "create_expression"]
@@ -62,7 +62,7 @@ def add_statements(agg: Aggregation, namespace: dict[str, Any], indent: str) -> 
             lookup = item_lookup(a.fn)
             if lookup is None:
                 extract.append(f"v{i} = {g}(x)")
-            else:  # lambda e: e["amount"], written in place (streamcore/runtime/inline.py)
+            else:  # lambda e: e["amount"], written in place (streamcore/item_lookup.py)
                 namespace[f"{g}_key"] = lookup[0]
                 extract.append(f"v{i} = x[{g}_key]")
         kind = a.kind

@@ -24,8 +24,8 @@ from operator import itemgetter
 from typing import Any
 
 from streamcore.dataflow.graph import WindowNode
+from streamcore.item_lookup import item_lookup
 from streamcore.runtime.chain import StatelessStage
-from streamcore.runtime.inline import item_lookup
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
 from streamcore.time.accumulate import Combiners, add_statements, create_expression
@@ -134,7 +134,7 @@ class _WindowStepBase(Step):
         lookup = item_lookup(self.key)
         if lookup is None:
             body = body.replace("{KEY}", "key(x)")
-        else:  # lambda e: e["user"], written in place (streamcore/runtime/inline.py)
+        else:  # lambda e: e["user"], written in place (streamcore/item_lookup.py)
             namespace["KEY"] = lookup[0]
             body = body.replace("{KEY}", "x[KEY]")
         for width in (12, 16, 20):

@@ -6,7 +6,8 @@ record it costs a Python frame each time; the same lookup written into generated
 behaves the same: the same subscription of the same object by the same constant, raising
 the same exception. A function is recognised only when its bytecode is exactly that of
 such a lambda (no closure, no globals, one positional argument), so anything else keeps
-being called as it is.
+being called as it is. A base module (standard library only), so that the time, state
+and runtime layers can all use it.
 Design: docs/performance.md, "The window loop (W2)"
 """
 

@@ -1,4 +1,4 @@
-"""Recognising ``lambda e: e[key]`` (streamcore/runtime/inline.py), and flows that use
+"""Recognising ``lambda e: e[key]`` (streamcore/item_lookup.py), and flows that use
 such functions behaving exactly as with any other function, errors included."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 import streamcore as sc
 from connectors.memory import IterableSource, ListSink
-from streamcore.runtime.inline import item_lookup
+from streamcore.item_lookup import item_lookup
 
 
 def named(e: Any) -> Any:
