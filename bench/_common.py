@@ -2,15 +2,19 @@
 
 A workload script is run as ``python bench/<script>.py WORKLOAD INPUT N`` in a fresh
 process and prints exactly one line ``BENCH_RESULT {json}`` with the fields
-``impl, workload, n, seconds, events_per_s, peak_rss_kib, checksum``. ``seconds`` is
-measured inside the process, from just before the pipeline is built until the
-checksum is known, so interpreter start-up and imports are not counted.
+``impl, workload, n, seconds, cpu_seconds, events_per_s, peak_rss_kib, checksum``.
+``seconds`` is measured inside the process, from just before the pipeline is built until
+the checksum is known, so interpreter start-up and imports are not counted;
+``cpu_seconds`` is the process's CPU time over the same span. The parent adds the whole
+process's wall time (``wall``) and CPU time (``process_cpu``, user + system, start-up
+included): on a loaded machine CPU times move far less than wall times.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -51,7 +55,9 @@ def parse_result(stdout: str, stderr: str, returncode: int | None) -> dict[str, 
 
 
 def run_job_process(cmd: list[str], timeout: float, engine_dir: Path | None) -> dict[str, Any]:
-    """Run one job in a fresh interpreter; its parsed result (with ``wall`` seconds)."""
+    """Run one job in a fresh interpreter; its parsed result (with ``wall`` seconds and the
+    whole process's CPU seconds, ``process_cpu``)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=job_env(engine_dir), timeout=timeout)
@@ -59,6 +65,10 @@ def run_job_process(cmd: list[str], timeout: float, engine_dir: Path | None) -> 
         return {"error": f"timed out after {timeout:g} s", "wall": time.perf_counter() - started}
     result = parse_result(proc.stdout, proc.stderr, proc.returncode)
     result["wall"] = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["process_cpu"] = round(
+        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 4
+    )
     return result
 
 
@@ -113,14 +123,16 @@ def main(
     if len(sys.argv) != 4 or sys.argv[1] not in jobs:
         sys.exit(f"usage: {sys.argv[0]} {{{'|'.join(jobs)}}} INPUT N")
     workload, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     checksum = jobs[workload](path, n)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     result = {
         "impl": impl,
         "workload": workload,
         "n": n,
         "seconds": round(seconds, 4),
+        "cpu_seconds": round(cpu_seconds, 4),
         "events_per_s": round(n / seconds),
         "peak_rss_kib": peak_rss_kib(),
         "checksum": checksum,

@@ -5,7 +5,7 @@ The layers, bottom up; each imports only its own and the ones below it, which
 picture of a record's path and of the control messages' path.
 
 - ``errors``, ``io`` (the Source/Sink protocols), ``duration``, ``retry``, ``drop_log``,
-  ``exact_json``: what every layer may use;
+  ``exact_json``, ``item_lookup``, ``_lazy``: what every layer may use;
 - ``streamcore.time``: window assigners, aggregators, watermark helpers (definitions);
 - ``streamcore.state``: state stores, the serde, snapshots, the checkpoint coordinator;
 - ``streamcore.runtime``: mailboxes, actors, the step protocol and its registry;
@@ -18,10 +18,17 @@ picture of a record's path and of the control messages' path.
 - ``streamcore.testing``, ``streamcore.batch``, ``streamcore.metrics``, ``streamcore.daemon``.
 
 Connectors live in the top-level ``connectors`` package and use only these public names.
+
+The batch names (``Pipeline``, ``PipelineResult``, ``Retry``) and the state stores are
+imported on first use: a stream job never needs the batch executors, nor a store and
+the serde unless it checkpoints, and importing them would more than double the time
+``import streamcore`` takes (docs/performance.md#start-up).
 """
 
+from typing import TYPE_CHECKING
+
 from streamcore import agg
-from streamcore.batch import Pipeline, PipelineResult, Retry
+from streamcore._lazy import lazy_attributes
 from streamcore.dataflow.flow import Dataflow, KeyedStream, Stream, WindowedStream
 from streamcore.dataflow.handle import FlowRun, RunState
 from streamcore.errors import (
@@ -44,12 +51,30 @@ from streamcore.operators import JoinResult
 from streamcore.operators.cache import cached
 from streamcore.operators.process import KeyedProcessFunction, ProcessContext
 from streamcore.runtime.steps import DeadLetter
-from streamcore.state import MemoryStateStore, RedisStateStore
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.time.aggregators import Aggregator
 from streamcore.time.windows import SessionWindows, SlidingWindows, TumblingWindows, WindowResult
 
+if TYPE_CHECKING:
+    from streamcore.batch.pipeline import Pipeline
+    from streamcore.batch.result import PipelineResult
+    from streamcore.retry import Retry
+    from streamcore.state.memory import MemoryStateStore
+    from streamcore.state.redis import RedisStateStore
+
 __version__ = "0.1.0"
+
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    globals(),
+    {
+        "Pipeline": "streamcore.batch.pipeline",
+        "PipelineResult": "streamcore.batch.result",
+        "Retry": "streamcore.retry",
+        "MemoryStateStore": "streamcore.state.memory",
+        "RedisStateStore": "streamcore.state.redis",
+    },
+)
 
 __all__ = [
     "Aggregator",

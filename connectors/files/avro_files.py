@@ -24,17 +24,21 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
-
-import fastavro
-from fastavro.write import Writer
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.files._output import FileSink, as_mapping
 from connectors.files._paths import FileCursor
 from streamcore.errors import SinkError, SourceError
 from streamcore.io import Source, SourceContext
 
+if TYPE_CHECKING:
+    from fastavro.write import Writer
+
 __all__ = ["AvroSink", "AvroSource"]
+
+# fastavro is imported where a source opens a file or a sink is created, not with this
+# module: it is most of the time ``import connectors.files`` would take, and a job reading
+# JSON lines never needs it (docs/performance.md#start-up).
 
 
 class AvroSource(Source):
@@ -112,6 +116,8 @@ class AvroSource(Source):
         if file is None:
             self._blocks = None
             return
+        import fastavro
+
         try:
             blocks = fastavro.block_reader(file, self.reader_schema)
             self.writer_schema = blocks.writer_schema
@@ -181,11 +187,15 @@ class AvroSink(FileSink):
         self.schema = schema
         self.codec = codec
         self.validate = validate
+        import fastavro
+
         try:
             self._parsed = fastavro.parse_schema(schema)
         except Exception as exc:
             raise SinkError(f"Avro sink {self.path!r}: invalid schema: {exc}") from exc
         self._writer: Writer | None = None
+        self._writer_class = fastavro.write.Writer
+        """fastavro's writer class, kept here since fastavro is not a module-level import."""
         self._header = b""
         """The header of the output being written (every segment starts with it)."""
         self._published_header: bytes | None = None
@@ -197,7 +207,7 @@ class AvroSink(FileSink):
             return
         file = self._writable()
         try:
-            self._writer = Writer(file, self._parsed, codec=self.codec, validator=self.validate)
+            self._writer = self._writer_class(file, self._parsed, codec=self.codec, validator=self.validate)
             self._writer.flush()
         except ValueError as exc:
             raise SinkError(f"Avro sink {self.path!r}: {exc}") from exc
@@ -220,7 +230,7 @@ class AvroSink(FileSink):
         try:
             file.write(header)
             file.flush()
-            self._writer = Writer(file, self._parsed, codec=self.codec, validator=self.validate)
+            self._writer = self._writer_class(file, self._parsed, codec=self.codec, validator=self.validate)
         except Exception as exc:
             raise SinkError(f"Avro sink {self.path!r}: cannot continue the output: {exc}") from exc
         self._header = header
@@ -252,7 +262,7 @@ class AvroSink(FileSink):
             if not self._broken:
                 # A fresh writer over the cut file reads the header back and drops the
                 # half-encoded block the failed one still holds.
-                self._writer = Writer(file, self._parsed, validator=self.validate)
+                self._writer = self._writer_class(file, self._parsed, validator=self.validate)
             raise SinkError(
                 f"Avro sink {self.path!r}: cannot write record {written} of the batch "
                 f"(type {type(record).__name__}): {exc}; make the records match the schema"

@@ -10,7 +10,6 @@ Design: docs/batch.md#validation
 
 from __future__ import annotations
 
-import difflib
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -126,6 +125,8 @@ def _resolve_ref(
     if isinstance(ref, str):
         if ref in by_name:
             return ref
+        import difflib  # only to suggest a name in an error
+
         close = difflib.get_close_matches(ref, list(by_name), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         problems.add(

@@ -14,17 +14,14 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from streamcore.batch.checkpoints import Codec, TaskCheckpoints
 from streamcore.batch.clock import Clock, SystemClock
-from streamcore.batch.executors import RunExecutors
 from streamcore.batch.graph import TaskGraph, resolve_graph
 from streamcore.batch.plan import Plan, make_plan
 from streamcore.batch.progress import ProgressReporter, make_reporter
 from streamcore.batch.resources import machine_capacity
 from streamcore.batch.result import PipelineResult
-from streamcore.batch.runner import PipelineRun
 from streamcore.batch.task import (
     EXECUTORS,
     ExecutorName,
@@ -37,6 +34,9 @@ from streamcore.duration import to_seconds
 from streamcore.errors import PipelineValidationError
 from streamcore.retry import NO_RETRY, Retry
 from streamcore.state.store import StateStore
+
+if TYPE_CHECKING:
+    from streamcore.batch.checkpoints import Codec
 
 __all__ = ["Pipeline"]
 
@@ -252,6 +252,12 @@ class Pipeline:
             run_id = f"{self.name}-{clock.now():%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
         elif not isinstance(run_id, str) or not run_id:
             raise PipelineValidationError(f"run_id must be a non-empty string, got {run_id!r}")
+        # The scheduler, executors (multiprocessing, Dask hooks) and checkpoints (the serde)
+        # are imported by the first run, not with the definition: the CLI imports this module.
+        from streamcore.batch.checkpoints import TaskCheckpoints
+        from streamcore.batch.executors import RunExecutors
+        from streamcore.batch.runner import PipelineRun
+
         checkpoints = None if store is None else TaskCheckpoints(store, self.name, run_id, codec)
         executors = RunExecutors(
             self.name,

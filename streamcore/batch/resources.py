@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import psutil
-
 __all__ = ["ResourcePool", "machine_capacity"]
 
 # Requests are floats: tolerate rounding so 0.1 + 0.2 fits in 0.3.
@@ -22,6 +20,8 @@ _EPSILON = 1e-9
 
 def machine_capacity() -> dict[str, float]:
     """This machine: ``cpu`` (logical CPUs) and ``memory_gb`` (total memory in GiB)."""
+    import psutil  # a Pipeline's first use pays for it, not every import of the package
+
     return {
         "cpu": float(psutil.cpu_count() or 1),
         "memory_gb": psutil.virtual_memory().total / 2**30,

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from streamcore.batch.checkpoints import Codec
 from streamcore.batch.clock import Clock
 from streamcore.batch.history import RunHistory
 from streamcore.batch.progress import ProgressReporter
@@ -36,6 +35,7 @@ from streamcore.errors import PipelineValidationError
 from streamcore.state.store import StateStore
 
 if TYPE_CHECKING:
+    from streamcore.batch.checkpoints import Codec
     from streamcore.batch.pipeline import Pipeline
 
 __all__ = ["MissedPolicy", "Schedule", "run_scheduled"]

@@ -145,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 30s); past it the flow is cancelled: with --state the next run resumes from the "
         "last complete checkpoint, without it the command exits 1 naming the records lost",
     )
+    flows.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help="run N processes of a flow whose sources share partitions over a group (e.g. "
+        "KafkaSource(group_id=...)), restarting one that fails; with --metrics-port one "
+        "/metrics serves them all, labelled worker=\"0\"... (default 1: this process)",
+    )
     served = run.add_argument_group("HTTP server (dataflows, and pipelines with --schedule or --every)")
     served.add_argument(
         "--metrics-port",
@@ -220,6 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plan":
             print(_plan(args.target))
             return 0
+        if args.workers != 1:
+            from streamcore.daemon.workers import run_workers
+
+            raw = list(sys.argv[1:] if argv is None else argv)
+            return run_workers(raw, args.workers, args.target, args.metrics_host, args.metrics_port)
         options = RunOptions(
             run_id=args.run_id,
             state_url=args.state,

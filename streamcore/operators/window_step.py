@@ -21,16 +21,18 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from streamcore.drop_log import DropLog
 from streamcore.graph.nodes import WindowNode
+from streamcore.item_lookup import item_lookup
 from streamcore.operators.event_time_step import EventTimeStep, insert_start, pop_due
 from streamcore.runtime.chain import StatelessStage
 from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot, remember_stored
-from streamcore.time.accumulate import Combiners, add_statements
+from streamcore.time.accumulate import Combiners, add_statements, create_expression
 from streamcore.time.aggregators import Aggregation
 from streamcore.time.windows import SessionWindows, WindowResult
 
@@ -122,7 +124,13 @@ class _WindowStepBase(EventTimeStep):
     def _compile(self, template: str, extra: dict[str, Any]) -> Callable[..., Any]:
         """Compile the per-batch loop; ``{ADD:n}`` in the template becomes the adds, indented n."""
         namespace: dict[str, Any] = {"key": self.key, "create": self.agg.create, **extra}
-        body = template
+        body = template.replace("CREATE", create_expression(self.agg, namespace))
+        lookup = item_lookup(self.key)
+        if lookup is None:
+            body = body.replace("{KEY}", "key(x)")
+        else:  # lambda e: e["user"], written in place (streamcore/item_lookup.py)
+            namespace["KEY"] = lookup[0]
+            body = body.replace("{KEY}", "x[KEY]")
         for width in (12, 16, 20):
             adds = add_statements(self.agg, namespace, " " * width)
             if self.agg.sequenced:
@@ -184,33 +192,42 @@ class _WindowStepBase(EventTimeStep):
 
 _PANE_LOOP = """
 def process(records, timestamps, W, panes, new_pane, late, late_ts, touched, seq):
+    cur = None
     for x, t in zip(records, timestamps):
         {TRY}
             s = t - t % PANE
-            if W >= s - s % SLIDE + LAST_END_PLUS_LATENESS:
+            if s != cur:
+                cur = s
+                gone = W >= s - s % SLIDE + LAST_END_PLUS_LATENESS
+                fired = W >= FIRST_END
+                d = panes.get(s)
+            if gone:
                 late.append(x)
                 late_ts.append(t)
                 continue
-            k = key(x)
+            k = {KEY}
 {DIRTY}
-            d = panes.get(s)
             if d is not None:
                 a = d.get(k)
                 if a is not None:
 {ADD:20}
                 else:
-                    a = create()
+                    a = CREATE
 {ADD:20}
                     d[k] = a
             else:
-                a = create()
+                a = CREATE
 {ADD:16}
-                new_pane(s)[k] = a
-            if W >= FIRST_END:
+                d = new_pane(s)
+                d[k] = a
+            if fired:
                 touched[(s, k)] = None
         {EXCEPT}
     return seq
 """
+# Consecutive records of a batch mostly fall in one pane, so what depends only on the
+# pane (its dict, whether it is freed or fired) is looked up when the pane changes, not
+# per record; every pane of the batch is judged against the same W, so this is exact.
 # A new pane or accumulator is stored only after the record was added, so a record
 # whose value cannot be extracted (on_error="skip") leaves no empty accumulator behind.
 
@@ -538,6 +555,9 @@ class SessionWindowStep(_WindowStepBase):
         self._tie = itertools.count()
         self._add = self._compile(_SESSION_ADD, {})
         self.count = 0
+        lookup = item_lookup(self.key)
+        # lambda e: e["user"] is taken by itemgetter, in C (same lookup, same errors).
+        self._key_of: Callable[[Any], Any] = self.key if lookup is None else itemgetter(lookup[0])
 
     def snapshot_state(self, checkpoint_id: int, full: bool) -> StepSnapshot:
         """Per key: ``[[start, end, accumulator, emitted], ...]`` of its kept sessions."""
@@ -577,7 +597,7 @@ class SessionWindowStep(_WindowStepBase):
     async def on_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
         assert timestamps is not None, "window stages receive event timestamps"
         W = self.watermark_ms
-        gap, lateness, key, agg = self.gap_ms, self.lateness_ms, self.key, self.agg
+        gap, lateness, key, agg = self.gap_ms, self.lateness_ms, self._key_of, self.agg
         sessions, add = self.sessions, self._add
         late: list[Any] = []
         late_ts: list[int] = []

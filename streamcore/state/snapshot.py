@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from streamcore.errors import CheckpointError, CheckpointSetupError, SerializationError
-from streamcore.state.serde import decode, encode
+
+# The serde (uuid, decimal, zoneinfo, pickle) is imported by the first checkpoint, not by
+# every flow: the runtime imports this module, and a flow without checkpoints never
+# encodes a snapshot (docs/performance.md#start-up).
 
 __all__ = [
     "KEY_GROUPS",
@@ -100,11 +103,15 @@ def key_group(key: Any) -> int:
     if type(key) is str:
         # The common case, without a trip through the serde.
         return zlib.crc32(key.encode("utf-8", "surrogatepass")) % KEY_GROUPS
+    from streamcore.state.serde import encode
+
     return zlib.crc32(encode(key)) % KEY_GROUPS
 
 
 def encode_snapshot(stage: str, snapshot: StepSnapshot) -> EncodedSnapshot:
     """Encode ``snapshot`` now; a value the serde cannot write is a ``CheckpointError``."""
+    from streamcore.state.serde import encode
+
     groups: dict[int, list[list[Any]]] = {}
     try:
         for key, value in snapshot.entries.items():
@@ -123,6 +130,8 @@ def encode_snapshot(stage: str, snapshot: StepSnapshot) -> EncodedSnapshot:
 
 def apply_blob(entries: dict[Any, Any], blob: bytes) -> None:
     """Replay one blob onto ``entries`` (later blobs win, tombstones delete)."""
+    from streamcore.state.serde import decode
+
     for pair in decode(blob):
         if len(pair) == 1:
             entries.pop(_hashable(pair[0]), None)

@@ -11,9 +11,39 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from streamcore.item_lookup import item_lookup
 from streamcore.time.aggregators import UNSET, Aggregation, _identity
 
-__all__ = ["Combiners", "add_statements"]
+__all__ = ["Combiners", "add_statements", "create_expression"]
+
+# What ``create()`` returns for each built-in kind, as source: a fresh accumulator is then
+# a list display instead of a call running one lambda per slot.
+_CREATE = {
+    "count": "0",
+    "sum": "0",
+    "min": "UNSET",
+    "max": "UNSET",
+    "mean": "[0, 0]",
+    "first": "UNSET",
+    "last": "UNSET",
+    "collect": "[]",
+}
+
+
+def create_expression(agg: Aggregation, namespace: dict[str, Any]) -> str:
+    """Source of an expression equal to ``agg.create()``, a fresh accumulator.
+
+    Fills ``namespace`` with what it refers to; a user aggregator's slot calls its create.
+    """
+    namespace["UNSET"] = UNSET
+    slots = []
+    for i, (_, a) in enumerate(agg.parts):
+        literal = _CREATE.get(a.kind)
+        if literal is None:
+            namespace[f"create{i}"] = a.create
+            literal = f"create{i}()"
+        slots.append(literal)
+    return "[" + ", ".join(slots) + "]"
 
 
 def add_statements(agg: Aggregation, namespace: dict[str, Any], indent: str) -> list[str]:
@@ -29,7 +59,12 @@ def add_statements(agg: Aggregation, namespace: dict[str, Any], indent: str) -> 
         namespace[g] = a.fn
         value = "x" if a.fn is _identity else f"v{i}"
         if a.kind != "count" and a.kind != "custom" and a.fn is not _identity:
-            extract.append(f"v{i} = {g}(x)")
+            lookup = item_lookup(a.fn)
+            if lookup is None:
+                extract.append(f"v{i} = {g}(x)")
+            else:  # lambda e: e["amount"], written in place (streamcore/item_lookup.py)
+                namespace[f"{g}_key"] = lookup[0]
+                extract.append(f"v{i} = x[{g}_key]")
         kind = a.kind
         if kind == "count":
             update.append(f"a[{i}] += 1")

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,12 @@ REVOKED = re.compile(r"partitions revoked flow=\S+ partitions=\[(.*)\]")
 class Member:
     """One ``streamcore run`` process of the group, and what its log says it holds."""
 
-    def __init__(self, name: str, env: dict[str, str], redis_url: str, job: str = JOB) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], redis_url: str, job: str = JOB, extra: Sequence[str] = ()
+    ) -> None:
         self.name = name
         self.job = job
+        self.extra = list(extra)
         self.held: set[str] = set()
         self.log: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -48,7 +52,7 @@ class Member:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "streamcore", "run", self.job, "--state", self._redis_url,
-            "--checkpoint-interval", "300ms",
+            "--checkpoint-interval", "300ms", *self.extra,
             cwd=ROOT, env=self._env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
         self.held = set()
@@ -59,12 +63,16 @@ class Member:
         while line := await self.proc.stderr.readline():
             text = line.decode(errors="replace").rstrip()
             self.log.append(text)
-            for pattern, add in ((ASSIGNED, True), (REVOKED, False)):
-                m = pattern.search(text)
-                if m:
-                    parts = {p.strip().strip("'") for p in m.group(1).split(",") if p.strip()}
-                    self.held = self.held | parts if add else self.held - parts
-                    self.changed.set()
+            self.saw(text)
+
+    def saw(self, text: str) -> None:
+        """Follow the partitions this member holds from a line of its log."""
+        for pattern, add in ((ASSIGNED, True), (REVOKED, False)):
+            m = pattern.search(text)
+            if m:
+                parts = {p.strip().strip("'") for p in m.group(1).split(",") if p.strip()}
+                self.held = self.held | parts if add else self.held - parts
+                self.changed.set()
 
     async def kill(self) -> None:
         assert self.proc is not None
@@ -173,12 +181,9 @@ async def test_members_killed_restarted_and_joining_write_each_window_once(
         await until("a, b and c to share the partitions", lambda: split([a, b, c], among=3), members)
         await produce_ends(kafka_bootstrap, topic_in, records[-1]["ts"] + 60_000)
         want = expected(records)
-
-        async def complete() -> bool:
-            got = await read_committed(kafka_bootstrap, topic_out)
-            return sum(got.values()) >= sum(want.values())
-
-        await until("every window written", complete, members)
+        await until(
+            "every window written", lambda: every_window_written(kafka_bootstrap, topic_out, want), members
+        )
         codes = [await m.stop() for m in members]
     finally:
         await clean_up(members, redis_url, topic_in)
@@ -218,6 +223,11 @@ async def test_a_key_change_repartitions_through_an_internal_topic_exactly_once(
         await clean_up(members, redis_url, topic_in)
     assert codes == [0, 0], "\n\n".join(m.tail() for m in members)
     await check_each_window_once(kafka_bootstrap, topic_out, expected(records))
+
+
+async def every_window_written(bootstrap: str, topic: str, want: Counter[bytes]) -> bool:
+    got = await read_committed(bootstrap, topic)
+    return sum(got.values()) >= sum(want.values())
 
 
 async def written(bootstrap: str, topic: str) -> int:
