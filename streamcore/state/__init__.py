@@ -52,6 +52,7 @@ __getattr__, __dir__ = lazy_attributes(
         "JsonCodec": "streamcore.state.serde",
         "MemoryStateStore": "streamcore.state.memory",
         "PickleCodec": "streamcore.state.serde",
+        "RedisSettings": "streamcore.state.redis_settings",
         "RedisStateStore": "streamcore.state.redis",
         "StateStore": "streamcore.state.store",
         "StateStoreStatistics": "streamcore.state.store",
