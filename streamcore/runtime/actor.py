@@ -41,6 +41,7 @@ from streamcore.state.snapshot import (
     StepSnapshot,
     encode_snapshot,
 )
+from streamcore.time.watermarks import BoundedOutOfOrderness, Idleness, PerPartition, SourceGiven
 
 if TYPE_CHECKING:
     from streamcore.state.coordinator import CheckpointCoordinator
@@ -418,28 +419,54 @@ class SourceActor:
         self.on_error = on_error
         self.dead = dead_letters
         self.position: Any = None
-        self.max_timestamp_ms: float = NEG_INF
-        self.watermark_ms: float = NEG_INF
         self.records_out = 0
         self.batches = 0
         self.busy_s = 0.0
         self.idle_s = 0.0
-        self.is_idle = False
         self.finished = False
         self._stop = asyncio.Event()
         self._paused = False
         self._poke = asyncio.Event()
         self.checkpoint: CheckpointCoordinator | None = None
         self._barrier: tuple[int, bool] | None = None
-        # Partitioned sources: the largest event time and the last data time per partition.
         self.partitioned = type(source).record_partitions is not Source.record_partitions
         # Sources that know event times and the watermark themselves (a repartition topic).
         self.own_time = type(source).record_timestamps is not Source.record_timestamps
         self.own_watermark = type(source).watermark is not Source.watermark
-        self.partition_max: dict[Any, float] = {}
-        self._partition_seen: dict[Any, float] = {}
-        self.held_back_by: Any = None
+        # The watermark rules are strategy objects of the time layer (time/watermarks.py).
+        self.marks: BoundedOutOfOrderness | SourceGiven
+        if self.own_watermark:
+            self.marks = SourceGiven()
+        elif self.partitioned:
+            self.marks = PerPartition(max_out_of_orderness_ms, self.idle_timeout_s, monotonic)
+        else:
+            self.marks = BoundedOutOfOrderness(max_out_of_orderness_ms)
+        self.idleness = Idleness(self.idle_timeout_s, monotonic)
+
+    @property
+    def watermark_ms(self) -> float:
+        """The source's watermark (event-time ms; -inf before the first)."""
+        return self.marks.watermark_ms
+
+    @property
+    def max_timestamp_ms(self) -> float:
+        """The largest event time seen (over partitions not idle, for a partitioned source)."""
+        return self.marks.max_timestamp_ms
+
+    @property
+    def partition_max(self) -> dict[Any, float]:
+        """Partitioned sources: the largest event time per partition."""
+        return self.marks.partition_max if isinstance(self.marks, PerPartition) else {}
+
+    @property
+    def held_back_by(self) -> Any:
         """The partition whose event time holds the watermark back (partitioned sources)."""
+        return self.marks.held_back_by if isinstance(self.marks, PerPartition) else None
+
+    @property
+    def is_idle(self) -> bool:
+        """Whether the source holds its consumers' watermark back no longer (idle)."""
+        return self.idleness.is_idle
 
     def __repr__(self) -> str:
         return f"<SourceActor {self.name!r} watermark={self.watermark_ms}>"
@@ -469,9 +496,10 @@ class SourceActor:
         if meta is None:
             return
         self.position = meta["position"]
-        self.max_timestamp_ms = meta["max_timestamp_ms"]
-        self.watermark_ms = meta["watermark_ms"]
-        self.partition_max = dict(meta.get("partition_max", []))
+        self.marks.max_timestamp_ms = meta["max_timestamp_ms"]
+        self.marks.watermark_ms = meta["watermark_ms"]
+        if isinstance(self.marks, PerPartition):
+            self.marks.partition_max = dict(meta.get("partition_max", []))
 
     def _snapshot(self) -> list[EncodedSnapshot]:
         meta = {
@@ -522,13 +550,12 @@ class SourceActor:
         self.dead.skipped += 1
 
     async def _loop(self) -> None:
-        source, outlet, stop = self.source, self.outlet, self._stop
+        source, outlet, stop, idleness = self.source, self.outlet, self._stop, self.idleness
         poll_s = 0.1 if self.idle_timeout_s is None else min(0.1, self.idle_timeout_s / 2)
         advance = self.advance_when_idle
         if advance is not None:
             poll_s = min(poll_s, max(0.01, advance.after_ms / 2000))
             quiet_since_ms = advance.clock.now_ms()
-        last_data = monotonic()
         rate_start = monotonic()
         rate_count = 0
         while not stop.is_set():
@@ -542,41 +569,24 @@ class SourceActor:
                 break
             started = perf_counter()
             if not records:
-                if self.own_watermark:
-                    await self._source_watermark()
-                elif self.partitioned:
-                    await self._partition_watermark(None, None)
+                await self._emit(self._watermark_after(None, None))
+                marks = self.marks
                 if (
                     advance is not None
-                    and not self.own_watermark
-                    and not self.is_idle
+                    and isinstance(marks, BoundedOutOfOrderness)  # not a source-given watermark
+                    and not idleness.is_idle
                     and advance.quiet_for_ms(quiet_since_ms) >= advance.after_ms
                 ):
-                    await self._advance_quiet_watermark(advance)
-                if (
-                    self.idle_timeout_s is not None
-                    and not self.is_idle
-                    and monotonic() - last_data >= self.idle_timeout_s
-                    and (not self.partitioned or set(source.assigned()) <= set(source.caught_up()))
-                ):
-                    # Only time spent waiting for input counts: a source blocked on a
-                    # full mailbox is inside outlet.on_batch, not here.
-                    self.is_idle = True
-                    await outlet.on_watermark_status(idle=True)
-                elif not self.is_idle and self._never_gave_and_caught_up():
-                    # As for one partition of a partitioned source: caught up without a
-                    # record yet, so it holds nothing back (e.g. an empty partition's task).
-                    self.is_idle = True
-                    await outlet.on_watermark_status(idle=True)
+                    # advance_when_idle, step 2: move with the clock, never backwards.
+                    await self._emit(marks.advance_to(advance.watermark(self.bound_ms)))
+                await self._check_idle()
                 self.busy_s += perf_counter() - started
                 if self.dead.pending:
                     await self.dead.flush()
                 if self._barrier is not None:
                     await self._inject_barrier()
                 continue
-            last_data = monotonic()
-            if self.is_idle:
-                self.is_idle = False
+            if idleness.on_data():
                 await outlet.on_watermark_status(idle=False, timestamp_ms=self.watermark_ms)
             self.position = source.position()
             if self.own_time:
@@ -587,25 +597,14 @@ class SourceActor:
             self.batches += 1
             if records:
                 await self.head.on_batch(records, timestamps if self.forward_timestamps else None)
-            if self.own_watermark:
-                await self._source_watermark()
-            elif self.partitioned:
-                await self._partition_watermark(records, timestamps)
-            elif timestamps:
-                top = max(timestamps)
-                if top > self.max_timestamp_ms:
-                    self.max_timestamp_ms = top
-                    wm = top - self.bound_ms
-                    if wm > self.watermark_ms:
-                        self.watermark_ms = wm
-                        await self.head.on_watermark(wm)
+            await self._emit(self._watermark_after(records, timestamps))
             if self.dead.pending:
                 await self.dead.flush()
             if self._barrier is not None:
                 await self._inject_barrier()
             # Idleness counts from here: time blocked sending downstream (backpressure)
             # is not time without input.
-            last_data = monotonic()
+            idleness.on_data()
             if advance is not None:
                 quiet_since_ms = advance.clock.now_ms()  # advance_when_idle, step 1
             self.busy_s += perf_counter() - started
@@ -618,28 +617,37 @@ class SourceActor:
         await self.head.on_end()
         self.finished = True
 
-    async def _advance_quiet_watermark(self, advance: IdleAdvance) -> None:
-        """``advance_when_idle``, step 2: move with the clock, never backwards."""
-        wm = advance.watermark(self.bound_ms)
-        if wm > self.watermark_ms:
-            self.watermark_ms = wm
-            await self.head.on_watermark(wm)
+    def _watermark_after(self, records: list[Any] | None, timestamps: list[int] | None) -> float | None:
+        """The strategy's new watermark after a batch (``records`` None: an empty read)."""
+        marks, source = self.marks, self.source
+        if isinstance(marks, SourceGiven):
+            return marks.on_source(source.watermark())
+        if isinstance(marks, PerPartition):
+            parts = source.record_partitions() if records else None
+            return marks.on_batch(parts, timestamps, source.assigned(), set(source.caught_up()))
+        return marks.on_timestamps(timestamps) if timestamps else None
 
-    def _never_gave_and_caught_up(self) -> bool:
-        # "Never" includes runs before a restore: a partition that gave records once
-        # holds the watermark (unless idle_timeout says otherwise), as in one process.
-        if not self.partitioned or self.own_watermark or self.partition_max or self.max_timestamp_ms != NEG_INF:
-            return False
-        assigned = set(self.source.assigned())
-        return bool(assigned) and assigned <= set(self.source.caught_up())
+    async def _emit(self, watermark_ms: float | None) -> None:
+        if watermark_ms is not None:
+            await self.head.on_watermark(watermark_ms)
 
-    async def _source_watermark(self) -> None:
-        wm = self.source.watermark()
-        if wm is not None and self.watermark_ms < wm < POS_INF:
-            self.watermark_ms = wm
-            if wm > self.max_timestamp_ms:
-                self.max_timestamp_ms = wm
-            await self.head.on_watermark(wm)
+    async def _check_idle(self) -> None:
+        """After an empty read: tell the consumers once the source stops holding them back."""
+        idleness, source = self.idleness, self.source
+        if idleness.is_idle:
+            return
+        caught_up = not self.partitioned or set(source.assigned()) <= set(source.caught_up())
+        if idleness.goes_idle(caught_up):
+            # Only time spent waiting for input counts: a source blocked on a full
+            # mailbox is inside outlet.on_batch, not here.
+            await self.outlet.on_watermark_status(idle=True)
+        elif isinstance(self.marks, PerPartition) and self.marks.never_gave_and_caught_up(
+            source.assigned(), source.caught_up()
+        ):
+            # As for one partition of a partitioned source: caught up without a record
+            # yet, so it holds nothing back (e.g. an empty partition's task).
+            idleness.is_idle = True
+            await self.outlet.on_watermark_status(idle=True)
 
     async def _paused_step(self, poll_s: float) -> None:
         """While paused: pass barriers on, read nothing."""
@@ -654,45 +662,6 @@ class SourceActor:
             await asyncio.wait([waiter], timeout=poll_s)
         finally:
             waiter.cancel()
-
-    async def _partition_watermark(self, records: list[Any] | None, timestamps: list[int] | None) -> None:
-        """Watermark of a partitioned source: the minimum over partitions not idle.
-
-        A partition is idle when it is caught up (nothing left to read) and has given no
-        record for ``idle_timeout`` (without one, only a partition that never gave a
-        record and is caught up is left out): a slow or backpressured partition, which
-        always has a backlog, keeps holding the watermark.
-        """
-        source, now = self.source, monotonic()
-        seen, top = self._partition_seen, self.partition_max
-        if records:
-            parts = source.record_partitions()
-            if parts is not None and timestamps is not None and len(parts) == len(timestamps):
-                for p, t in zip(parts, timestamps, strict=True):
-                    if t > top.get(p, NEG_INF):
-                        top[p] = t
-                for p in set(parts):
-                    seen[p] = now
-        caught = set(source.caught_up())
-        timeout = self.idle_timeout_s
-        best, holder, active = POS_INF, None, False
-        for p in source.assigned():
-            last = seen.setdefault(p, now)
-            if p in caught and (p not in top if timeout is None else now - last >= timeout):
-                continue
-            active = True
-            m = top.get(p, NEG_INF)
-            if m < best:
-                best, holder = m, p
-        self.held_back_by = holder
-        if not active or best == NEG_INF:
-            return
-        if best > self.max_timestamp_ms:
-            self.max_timestamp_ms = best
-        wm = best - self.bound_ms
-        if wm > self.watermark_ms:
-            self.watermark_ms = wm
-            await self.head.on_watermark(wm)
 
     def _stamp(self, records: list[Any]) -> list[int]:
         stamps = self._stamp_all(records)
