@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="run N processes of a flow whose sources share partitions over a group (e.g. "
-        "KafkaSource(group_id=...)), restarting one that fails; with --metrics-port one "
+        "KafkaSource(group_id=...)), restarting one that fails; with the HTTP server one "
         "/metrics serves them all, labelled worker=\"0\"... (default 1: this process)",
     )
     served = run.add_argument_group("HTTP server (dataflows, and pipelines with --schedule or --every)")

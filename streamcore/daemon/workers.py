@@ -16,7 +16,9 @@ instead of N service units, so a job can use several cores. The parent runs no f
 4. SIGTERM, SIGINT and SIGHUP are forwarded to every worker (a second SIGTERM too, which
    makes them exit at once); the parent waits for all of them.
 5. The exit status is the worst of the workers' last ones (the largest; a worker killed
-   by signal ``s`` counts as ``128 + s``). A stop during a restart's backoff counts 0.
+   by signal ``s`` counts as ``128 + s``). A stop during a restart's backoff counts 0, and
+   so does a worker that our forwarded SIGTERM/SIGINT killed before it installed its
+   handlers (it was just started and ran nothing).
 
 With ``--metrics-port`` the parent serves ``/metrics``: every worker's samples with a
 ``worker="<i>"`` label, each family's HELP and TYPE once, and ``streamcore_worker_up``;
@@ -229,6 +231,10 @@ class WorkerSupervisor:
             code = await w.proc.wait()
             status = worst_status([code])
             log.info("worker exited worker=%d pid=%d status=%d", w.index, w.proc.pid, status)
+            if self.stopping.is_set() and code in (-signal.SIGTERM, -signal.SIGINT):
+                # Our own forwarded signal reached it before its handlers were in place
+                # (it was just started): it ran nothing, so it stopped cleanly.
+                return 0
             if status == 0 or self.stopping.is_set():
                 return status
             if status == EXIT_USAGE:
