@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from streamcore.stage_options import OnError, StageKind
+
 __all__ = ["ChainFailure", "CompiledChain", "StatelessStage"]
 
 _counter = itertools.count()
@@ -39,9 +41,9 @@ class StatelessStage:
     """One stateless stage of a chain."""
 
     name: str
-    op: str  # "map" | "filter" | "flat_map"
+    op: StageKind
     fn: Callable[[Any], Any]
-    on_error: str = "fail"
+    on_error: OnError = "fail"
 
 
 class ChainFailure(Exception):
