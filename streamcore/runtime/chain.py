@@ -23,7 +23,6 @@ Design: docs/runtime.md#operator-chaining
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -215,15 +214,3 @@ def _generate(
     exec(compile(plain, filename, "exec"), namespace)
     exec(compile(with_ts, filename, "exec"), namespace)
     return namespace["plain"], namespace["with_ts"]
-
-
-def _selftest() -> None:  # pragma: no cover - quick manual check
-    chain = CompiledChain(
-        [
-            StatelessStage("f", "filter", lambda x: x % 2 == 0),
-            StatelessStage("m", "map", lambda x: x * 10),
-            StatelessStage("fm", "flat_map", lambda x: [x, x + 1]),
-        ],
-        lambda *a: None,
-    )
-    print(chain(list(range(6)), None), chain(list(range(6)), list(range(100, 106))), file=sys.stderr)
