@@ -84,6 +84,16 @@ async def read_records(source: Source, count: int | None, max_records: int = 100
     return out
 
 
+async def _read_from(case: SourceCase, place: Any) -> list[Any]:
+    """Everything a new source of ``case`` reads when opened at ``place``."""
+    source = case.make()
+    await source.open(SourceContext("contract"), place)
+    try:
+        return await read_records(source, None)
+    finally:
+        await source.close()
+
+
 class SourceContract:
     """Mix-in of source contract tests; needs a ``source_case`` fixture."""
 
@@ -109,12 +119,7 @@ class SourceContract:
             rest = await read_records(first, None)
         finally:
             await first.close()
-        again = source_case.make()
-        await again.open(SourceContext("contract"), place)
-        try:
-            replay = await read_records(again, None)
-        finally:
-            await again.close()
+        replay = await _read_from(source_case, place)
         assert len(head) + len(rest) == source_case.count
         assert [source_case.same(r) for r in replay] == [source_case.same(r) for r in rest]
 
@@ -128,12 +133,7 @@ class SourceContract:
             place = _json_round_trip(first.position())
         finally:
             await first.close()
-        again = source_case.make()
-        await again.open(SourceContext("contract"), place)
-        try:
-            assert await read_records(again, None) == []
-        finally:
-            await again.close()
+        assert await _read_from(source_case, place) == []
 
     async def test_close_is_idempotent(self, source_case: SourceCase) -> None:
         source = source_case.make()
