@@ -5,7 +5,8 @@ The layers, bottom up; each imports only its own and the ones below it, which
 picture of a record's path and of the control messages' path.
 
 - ``errors``, ``io`` (the Source/Sink protocols), ``duration``, ``retry``, ``drop_log``,
-  ``exact_json``, ``item_lookup``, ``_lazy``: what every layer may use;
+  ``exact_json``, ``item_lookup``, ``_lazy``, ``stage_options`` (the ``on_error`` and op
+  literals): what every layer may use;
 - ``streamcore.time``: window assigners, aggregators, watermark helpers (definitions);
 - ``streamcore.state``: state stores, the serde, snapshots, the checkpoint coordinator;
 - ``streamcore.runtime``: mailboxes, actors, the step protocol and its registry;

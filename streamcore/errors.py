@@ -1,13 +1,24 @@
 """Every error a user of streamcore can meet.
 
-The tree::
+The tree (a class defined outside this module names its module in brackets)::
 
     StreamcoreError                  root: catch this to catch everything of ours
+    ├── ConfigurationError           an option is wrong; raised when the object is made (also a ValueError)
+    │   ├── ConfigurationTypeError   an argument of a kind that cannot be used (also a TypeError)
+    │   ├── ConfigError              a daemon setting (environment, config file) is wrong
+    │   └── UsageError               the command-line options do not fit the target
+    ├── TargetError                  ``streamcore run module:attr`` cannot load or use the target
+    │   ├── TargetImportError        the target's module raised while imported (``__cause__``)
+    │   └── TargetCallError          the target's factory raised (``__cause__``)
     ├── GraphError                   the dataflow graph is wrong; raised before anything runs
     │   └── DurationError            a duration argument is wrong (also a ValueError and TypeError)
     ├── StageError                   a user function failed in a stage (``__cause__`` is theirs)
     ├── SourceError                  a source cannot read its input (bad file, bad line)
+    │   ├── SourceConnectorError     a foreign client failed while reading (also a ConnectorError)
+    │   └── QueueClosedError         put to a closed QueueSource [connectors.memory]
     ├── SinkError                    a sink cannot write its output
+    │   ├── SinkConnectorError       a foreign client failed while writing (also a ConnectorError)
+    │   └── QueueSinkAbortedError    the QueueSink's flow failed [connectors.memory]
     ├── ConnectorError               a foreign client (Kafka, Redis) failed; mapped at the boundary
     ├── StateError                   the state store failed or holds something unreadable
     │   ├── SerializationError       a value cannot be written to (or read from) the store
@@ -17,8 +28,34 @@ The tree::
     ├── SetupError                   the run cannot start as set up; a restart would not help
     ├── DrainTimeoutError            a drain did not end within its bound; records were lost
     ├── PipelineError                a batch pipeline failed
-    │   └── PipelineValidationError  the task graph is wrong; raised before anything runs
-    └── MailboxClosedError           a mailbox was used after it was closed (engine bug or misuse)
+    │   ├── PipelineValidationError  the task graph is wrong; raised before anything runs
+    │   ├── TaskTimeoutError         a try of a task ran past its timeout [streamcore.batch.failures]
+    │   └── RemoteTaskError          a task failed in a worker process [streamcore.batch.failures]
+    ├── LoopError                    ``run_sync()`` inside a running loop [streamcore.runtime.loop]
+    ├── MailboxClosedError           a mailbox was used after it was closed (engine bug or misuse)
+    └── MailboxFullError             ``send_nowait`` found the mailbox full
+
+Choices:
+
+- **Bad options are ``ConfigurationError``, which is also a ``ValueError``.** Connector
+  constructors raised ``ValueError`` (and ``TypeError`` for an argument of the wrong
+  kind) before the tree covered them; callers and tests that catch ``ValueError`` keep
+  working, and ``except StreamcoreError`` now catches them too. A wrong *kind* of
+  argument raises ``ConfigurationTypeError`` (also a ``TypeError``) for the same reason.
+- **Foreign-client failures are ``ConnectorError`` and keep their side.** A failure of
+  aiokafka or redis-py leaves a connector as ``SourceConnectorError`` (reading, group
+  membership, repartition topics) or ``SinkConnectorError`` (writing), with the client's
+  exception as ``__cause__``: ``except SourceError`` still catches everything a source
+  raises, and ``except ConnectorError`` catches exactly what an outside system caused
+  (the case worth retrying or alerting on). The mapping is made in one place per client:
+  ``connectors/kafka/_errors.py`` (``retry`` and the ``client_error`` helper) and
+  ``connectors/redis/_connection.py``. A source's own complaint about its input (a bad
+  line, a bad position) stays a plain ``SourceError``.
+- **Daemon errors live here**, so the whole tree is in one file; ``streamcore.daemon``
+  modules re-export them under their old import paths.
+- Exceptions the engine raises only to itself (``ChainFailure``, ``AbandonedError``,
+  private ``_...`` classes) never reach a user and are not in the tree;
+  ``tests/test_error_tree.py`` lists them with the reason.
 
 Messages say what happened, with the offending values, and what to do about it.
 """
@@ -28,6 +65,9 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "CheckpointSetupError",
+    "ConfigError",
+    "ConfigurationError",
+    "ConfigurationTypeError",
     "ConnectorError",
     "DrainTimeoutError",
     "DurationError",
@@ -39,16 +79,53 @@ __all__ = [
     "PipelineValidationError",
     "SerializationError",
     "SetupError",
+    "SinkConnectorError",
     "SinkError",
+    "SourceConnectorError",
     "SourceError",
     "StageError",
     "StateError",
     "StreamcoreError",
+    "TargetCallError",
+    "TargetError",
+    "TargetImportError",
+    "UsageError",
 ]
 
 
 class StreamcoreError(Exception):
     """Root of every error raised by streamcore."""
+
+
+class ConfigurationError(StreamcoreError, ValueError):
+    """An option given to a connector, a store or the daemon is not valid; nothing ran.
+
+    Also a ``ValueError``: constructors raised that before the tree covered them.
+    """
+
+
+class ConfigurationTypeError(ConfigurationError, TypeError):
+    """An argument is of a kind that cannot be used (also a ``TypeError``, as before)."""
+
+
+class ConfigError(ConfigurationError):
+    """A setting from the environment or the config file is not valid (exit status 2)."""
+
+
+class UsageError(ConfigurationError):
+    """The options do not fit the target (e.g. a schedule for a Dataflow); exit status 2."""
+
+
+class TargetError(StreamcoreError):
+    """The target cannot be loaded, or is not something the CLI can run."""
+
+
+class TargetImportError(TargetError):
+    """The target's module raised while being imported; its exception is ``__cause__``."""
+
+
+class TargetCallError(TargetError):
+    """The target's factory function raised; the user's exception is ``__cause__``."""
 
 
 class GraphError(StreamcoreError):
@@ -81,7 +158,18 @@ class SinkError(StreamcoreError):
 
 
 class ConnectorError(StreamcoreError):
-    """A foreign client library failed; the original error is ``__cause__``."""
+    """A foreign client library failed; the original error is ``__cause__``.
+
+    Raised as one of its two sides, ``SourceConnectorError`` or ``SinkConnectorError``.
+    """
+
+
+class SourceConnectorError(SourceError, ConnectorError):
+    """A foreign client failed while a source read (or joined its group); ``__cause__`` is its error."""
+
+
+class SinkConnectorError(SinkError, ConnectorError):
+    """A foreign client failed while a sink wrote; ``__cause__`` is its error."""
 
 
 class StateError(StreamcoreError):

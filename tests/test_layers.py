@@ -16,7 +16,7 @@ PACKAGE = ROOT / "streamcore"
 
 #: Bottom up; a module may import its own layer and the ones before it.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "io", "exact_json", "drop_log", "duration", "retry", "item_lookup", "_lazy"),
+    ("errors", "io", "exact_json", "drop_log", "duration", "retry", "item_lookup", "_lazy", "stage_options"),
     ("time", "agg"),
     ("state",),
     ("runtime",),

@@ -27,9 +27,8 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.files._output import FileSink, as_mapping
-from connectors.files._paths import FileCursor
+from connectors.files._source import FileSource, resume_integers
 from streamcore.errors import SinkError, SourceError
-from streamcore.io import Source, SourceContext
 
 if TYPE_CHECKING:
     from fastavro.write import Writer
@@ -41,38 +40,25 @@ __all__ = ["AvroSink", "AvroSource"]
 # JSON lines never needs it (docs/performance.md#start-up).
 
 
-class AvroSource(Source):
+class AvroSource(FileSource):
     """Reads Avro container files; one path or a glob, files in sorted order."""
 
     default_name: ClassVar[str] = "avro"
-    rewindable: ClassVar[bool] = True
 
     def __init__(
         self, path_or_glob: str | os.PathLike[str], *, reader_schema: Any | None = None
     ) -> None:
-        self.pattern = os.fspath(path_or_glob)
+        super().__init__(path_or_glob)
         self.reader_schema = reader_schema
         self.writer_schema: Any | None = None
         """The schema stored in the file being read (None before ``open``)."""
-        self._cursor = FileCursor(self.pattern)
         self._blocks: Iterator[Any] | None = None
         self._records: Iterator[Any] | None = None
         self._consumed = 0
 
-    def __repr__(self) -> str:
-        return f"<AvroSource {self.pattern!r} {self.position()!r}>"
-
-    async def open(self, context: SourceContext, position: Any | None = None) -> None:
-        """Expand the glob, read the first file's header and skip to ``position``."""
-        await super().open(context, position)
-        resume = self._cursor.start(position)
-        self._enter_file(resume)
-
-    def position(self) -> dict[str, Any] | None:
-        """``{"file": path, "records": records of that file returned}``; None before open."""
-        if not self._cursor.paths:
-            return None
-        return {"file": self._cursor.path, "records": self._consumed}
+    def _place(self) -> dict[str, Any]:
+        """``{"records": records of the current file returned}``."""
+        return {"records": self._consumed}
 
     async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
         """Up to ``max_records`` records (across files if need be); None at the end."""
@@ -104,9 +90,7 @@ class AvroSource(Source):
             return None
         return out
 
-    async def close(self) -> None:
-        """Close the open file."""
-        self._cursor.close()
+    def _forget_file(self) -> None:
         self._blocks = self._records = None
 
     def _enter_file(self, resume: Mapping[str, Any] | None) -> None:
@@ -123,7 +107,8 @@ class AvroSource(Source):
             self.writer_schema = blocks.writer_schema
             self._blocks = iter(blocks)
             if resume is not None:
-                self._skip(_records_to_skip(resume, self._cursor.path))
+                [count] = resume_integers(resume, self._cursor.path, ("records",), "count")
+                self._skip(count)
         except SourceError:
             raise
         except Exception as exc:
@@ -149,19 +134,6 @@ class AvroSource(Source):
         return SourceError(
             f"cannot read Avro file {self._cursor.path!r}: {type(exc).__name__}: {exc}"
         )
-
-
-def _records_to_skip(position: Mapping[str, Any], path: str) -> int:
-    try:
-        count = int(position["records"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SourceError(
-            f"cannot resume {path!r} from position {position!r}: expected a 'records' "
-            "integer, as returned by position()"
-        ) from exc
-    if count < 0:
-        raise SourceError(f"cannot resume {path!r} from position {position!r}: negative count")
-    return count
 
 
 class AvroSink(FileSink):

@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, ClassVar
 
 from connectors.files._output import FileSink, as_mapping
-from connectors.files._paths import FileCursor, read_error
+from connectors.files._paths import read_error
+from connectors.files._source import FileSource, check_line_encoding, resume_integers
 from streamcore.errors import SinkError, SourceError
-from streamcore.io import SinkContext, Source, SourceContext
+from streamcore.io import SinkContext
 
 __all__ = ["CsvSink", "CsvSource"]
 
@@ -61,11 +62,10 @@ class _LineFeed:
         return raw.decode(self.encoding)
 
 
-class CsvSource(Source):
+class CsvSource(FileSource):
     """Reads CSV files with a header row; one path or a glob, files in sorted order."""
 
     default_name: ClassVar[str] = "csv"
-    rewindable: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -75,38 +75,21 @@ class CsvSource(Source):
         types: Mapping[str, Callable[[str], Any]] | None = None,
         encoding: str = "utf-8",
     ) -> None:
-        self.pattern = os.fspath(path_or_glob)
+        super().__init__(path_or_glob)
         self.delimiter = delimiter
         self.types = dict(types or {})
         self.encoding = encoding
-        if codecs.lookup(encoding).encode("\n")[0] != b"\n":
-            raise SourceError(
-                f"CSV source {self.pattern!r}: encoding {encoding!r} is not supported because "
-                "it does not write a newline as the byte 0x0A; use UTF-8 or another "
-                "ASCII-compatible encoding"
-            )
+        check_line_encoding("CSV source", self.pattern, encoding)
         self._utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
-        self._cursor = FileCursor(self.pattern)
         self._feed: _LineFeed | None = None
         self._reader: Iterator[list[str]] | None = None
         self._header: list[str] = []
 
-    def __repr__(self) -> str:
-        return f"<CsvSource {self.pattern!r} {self.position()!r}>"
-
-    async def open(self, context: SourceContext, position: Any | None = None) -> None:
-        """Expand the glob, read the header and seek to ``position`` if one is given."""
-        await super().open(context, position)
-        resume = self._cursor.start(position)
-        self._enter_file(resume)
-
-    def position(self) -> dict[str, Any] | None:
-        """``{"file": path, "offset": byte offset, "line": lines consumed}``; None before open."""
-        if not self._cursor.paths:
-            return None
+    def _place(self) -> dict[str, Any]:
+        """``{"offset": byte offset, "line": lines consumed}`` in the current file."""
         feed = self._feed
         offset, line = (feed.offset, feed.line) if feed is not None else (0, 0)
-        return {"file": self._cursor.path, "offset": offset, "line": line}
+        return {"offset": offset, "line": line}
 
     async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
         """Up to ``max_records`` rows as dicts (across files if need be); None at the end."""
@@ -147,9 +130,7 @@ class CsvSource(Source):
             return None
         return records
 
-    async def close(self) -> None:
-        """Close the open file."""
-        self._cursor.close()
+    def _forget_file(self) -> None:
         self._reader = None
 
     def _convert(self, record: dict[str, Any], line: int) -> bool:
@@ -181,7 +162,7 @@ class CsvSource(Source):
             while header == []:  # blank lines before the header
                 header = next(reader, None)
             if resume is not None:
-                feed.offset, feed.line = _resume_point(resume, path)
+                feed.offset, feed.line = resume_integers(resume, path, ("offset", "line"), "place")
                 file.seek(feed.offset)
                 reader = csv.reader(feed, delimiter=self.delimiter)
         except OSError as exc:
@@ -196,19 +177,6 @@ class CsvSource(Source):
                 f"{self._header}; fix the field names in types="
             )
         self._feed, self._reader = feed, reader
-
-
-def _resume_point(position: Mapping[str, Any], path: str) -> tuple[int, int]:
-    try:
-        offset, line = int(position["offset"]), int(position["line"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SourceError(
-            f"cannot resume {path!r} from position {position!r}: expected 'offset' and "
-            "'line' integers, as returned by position()"
-        ) from exc
-    if offset < 0 or line < 0:
-        raise SourceError(f"cannot resume {path!r} from position {position!r}: negative place")
-    return offset, line
 
 
 class CsvSink(FileSink):

@@ -29,11 +29,11 @@ from typing import IO, Any, ClassVar
 import orjson
 
 from connectors.files._output import FileSink
-from connectors.files._paths import FileCursor, read_error
+from connectors.files._paths import read_error
+from connectors.files._source import FileSource, check_line_encoding, resume_integers
 from streamcore import exact_json
-from streamcore.errors import SinkError, SourceError
+from streamcore.errors import SinkError
 from streamcore.exact_json import may_lose_precision
-from streamcore.io import Source, SourceContext
 
 __all__ = ["JsonLinesSink", "JsonLinesSource"]
 
@@ -42,25 +42,18 @@ _FIRST_GUESS_LINE_BYTES = 128
 _MIN_READ_BYTES = 4096
 
 
-class JsonLinesSource(Source):
+class JsonLinesSource(FileSource):
     """Reads JSON lines from one file or from every file a glob matches, in sorted order."""
 
     default_name: ClassVar[str] = "json_lines"
-    rewindable: ClassVar[bool] = True
 
     def __init__(self, path_or_glob: str | os.PathLike[str], *, encoding: str = "utf-8") -> None:
-        self.pattern = os.fspath(path_or_glob)
+        super().__init__(path_or_glob)
         self.encoding = encoding
-        codec = codecs.lookup(encoding)
         # orjson reads UTF-8 bytes as they are; other encodings are decoded first.
-        self._utf8 = codec.name in ("utf-8", "utf-8-sig")
-        if not self._utf8 and codec.encode("\n")[0] != b"\n":
-            raise SourceError(
-                f"JSON lines source {self.pattern!r}: encoding {encoding!r} is not supported "
-                "because it does not write a newline as the byte 0x0A; use UTF-8 or another "
-                "ASCII-compatible encoding"
-            )
-        self._cursor = FileCursor(self.pattern)
+        self._utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+        if not self._utf8:
+            check_line_encoding("JSON lines source", self.pattern, encoding)
         self._buffer = b""
         self._start = 0
         self._newlines = 0
@@ -69,20 +62,9 @@ class JsonLinesSource(Source):
         self._line = 0
         self._line_bytes = _FIRST_GUESS_LINE_BYTES
 
-    def __repr__(self) -> str:
-        return f"<JsonLinesSource {self.pattern!r} {self.position()!r}>"
-
-    async def open(self, context: SourceContext, position: Any | None = None) -> None:
-        """Expand the glob and seek to ``position`` (a value ``position()`` returned)."""
-        await super().open(context, position)
-        resume = self._cursor.start(position)
-        self._enter_file(resume)
-
-    def position(self) -> dict[str, Any] | None:
-        """``{"file": path, "offset": byte offset, "line": lines consumed}``; None before open."""
-        if not self._cursor.paths:
-            return None
-        return {"file": self._cursor.path, "offset": self._offset, "line": self._line}
+    def _place(self) -> dict[str, Any]:
+        """``{"offset": byte offset, "line": lines consumed}`` in the current file."""
+        return {"offset": self._offset, "line": self._line}
 
     async def read_batch(self, max_records: int, timeout_s: float) -> list[Any] | None:
         """The next up to ``max_records`` records of the current file; None after the last file."""
@@ -118,9 +100,7 @@ class JsonLinesSource(Source):
             if records:
                 return records
 
-    async def close(self) -> None:
-        """Close the open file."""
-        self._cursor.close()
+    def _forget_file(self) -> None:
         self._buffer, self._start, self._newlines = b"", 0, 0
 
     def _take_lines(self, file: IO[bytes], max_records: int) -> tuple[bytes, int, int]:
@@ -182,7 +162,7 @@ class JsonLinesSource(Source):
             return
         try:
             if resume is not None:
-                self._offset, self._line = _resume_point(resume, self._cursor.path)
+                self._offset, self._line = resume_integers(resume, self._cursor.path, ("offset", "line"), "place")
                 file.seek(self._offset)
             elif self._utf8 and file.read(len(_BOM)) == _BOM:
                 self._offset = len(_BOM)
@@ -205,19 +185,6 @@ class JsonLinesSource(Source):
                 raw = line.rstrip(b"\r")
                 self.context.bad_record(raw, exc, f"file {path} line {first_line + i}")
         return records
-
-
-def _resume_point(position: Mapping[str, Any], path: str) -> tuple[int, int]:
-    try:
-        offset, line = int(position["offset"]), int(position["line"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SourceError(
-            f"cannot resume {path!r} from position {position!r}: expected 'offset' and "
-            "'line' integers, as returned by position()"
-        ) from exc
-    if offset < 0 or line < 0:
-        raise SourceError(f"cannot resume {path!r} from position {position!r}: negative place")
-    return offset, line
 
 
 def _serialise_namedtuple(value: Any) -> Any:

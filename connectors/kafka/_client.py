@@ -1,8 +1,9 @@
 """What the Kafka source and sink share: connection options, a bounded start, errors.
 
 aiokafka's exceptions never leave this package: each call into aiokafka that can fail
-is wrapped, and the failure is raised as ``SourceError`` or ``SinkError`` with the
-aiokafka exception as ``__cause__`` (which errors are retried, and how: ``_errors.py``).
+is wrapped, and the failure is raised as ``SourceConnectorError`` or
+``SinkConnectorError`` (a ``SourceError`` or ``SinkError`` that is also a
+``ConnectorError``) with the aiokafka exception as ``__cause__`` (which errors are retried, and how: ``_errors.py``).
 Starting a client is retried a bounded number of times within a bounded time, so an
 unreachable broker fails ``open`` with a message naming the bootstrap servers instead
 of hanging.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from connectors.kafka._errors import describe, retry
+from streamcore.errors import ConfigurationError
 
 __all__ = ["Connection", "describe", "start_with_retry", "stop_quietly"]
 
@@ -45,11 +47,11 @@ class Connection:
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError(f"connect_attempts must be at least 1, got {self.attempts}")
+            raise ConfigurationError(f"connect_attempts must be at least 1, got {self.attempts}")
         if self.timeout_s <= 0:
-            raise ValueError(f"connect_timeout_s must be positive, got {self.timeout_s}")
+            raise ConfigurationError(f"connect_timeout_s must be positive, got {self.timeout_s}")
         if not self.bootstrap_servers:
-            raise ValueError("bootstrap_servers is empty: give 'host:port' (or a list of them)")
+            raise ConfigurationError("bootstrap_servers is empty: give 'host:port' (or a list of them)")
 
     @property
     def servers(self) -> str:

@@ -8,9 +8,9 @@ One table, ``RULES``, sorts aiokafka's exception classes into two buckets:
 - ``FATAL``: the call cannot succeed as made (authorisation, a fenced producer, a bad
   configuration). ``retry`` raises at once.
 A class not in the table follows aiokafka's own ``retriable`` flag (its base classes'
-rows apply first). Either way, what leaves the connector is the *side's* error type:
-``SourceError`` for reading, group membership and repartition topics, ``SinkError``
-for writing (the caller passes ``fail``), with the aiokafka exception as ``__cause__``
+rows apply first). Either way, what leaves the connector is the *side's* connector
+error: ``SourceConnectorError`` for reading, group membership and repartition topics,
+``SinkConnectorError`` for writing (both ``ConnectorError``; the caller passes ``fail``), with the aiokafka exception as ``__cause__``
 and the row's hint in the message. Every retry in the connectors goes through
 ``retry``; nothing else in them decides whether an aiokafka error is worth a retry.
 Design: docs/connectors-kafka.md#errors

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from streamcore import exact_json
+from streamcore.errors import ConfigurationError
 
 __all__ = [
     "KEY_FORMATS",
@@ -48,11 +49,11 @@ def _parse_schema(schema: Any, what: str) -> Any:
     try:
         from fastavro import parse_schema
     except ImportError as exc:  # pragma: no cover - fastavro is a declared extra
-        raise ValueError(f"{what}: Avro needs fastavro (pip install 'streamcore[avro]')") from exc
+        raise ConfigurationError(f"{what}: Avro needs fastavro (pip install 'streamcore[avro]')") from exc
     try:
         return parse_schema(schema)
     except Exception as exc:
-        raise ValueError(f"{what}: not a valid Avro schema: {exc}") from exc
+        raise ConfigurationError(f"{what}: not a valid Avro schema: {exc}") from exc
 
 
 def value_decoder(
@@ -60,9 +61,9 @@ def value_decoder(
 ) -> Decoder:
     """The function that turns a record's value bytes into the record's value."""
     if value_format not in VALUE_FORMATS:
-        raise ValueError(f"value_format must be one of {VALUE_FORMATS}, got {value_format!r}")
+        raise ConfigurationError(f"value_format must be one of {VALUE_FORMATS}, got {value_format!r}")
     if confluent_schemas is not None and value_format != "avro":
-        raise ValueError("confluent_schemas needs value_format='avro'")
+        raise ConfigurationError("confluent_schemas needs value_format='avro'")
     if value_format == "json":
         return exact_json.loads
     if value_format == "bytes":
@@ -71,7 +72,7 @@ def value_decoder(
 
     if confluent_schemas is not None:
         if not confluent_schemas:
-            raise ValueError("confluent_schemas is empty: map each schema id to its schema")
+            raise ConfigurationError("confluent_schemas is empty: map each schema id to its schema")
         parsed = {
             int(i): _parse_schema(s, f"confluent_schemas[{i}]")
             for i, s in confluent_schemas.items()
@@ -79,20 +80,20 @@ def value_decoder(
 
         def decode_confluent(data: bytes) -> Any:
             if len(data) < _CONFLUENT_HEADER or data[0] != _CONFLUENT_MAGIC:
-                raise ValueError(
+                raise ConfigurationError(
                     "not in the Confluent wire format (expected magic byte 0 and a 4-byte schema id)"
                 )
             schema_id = int.from_bytes(data[1:_CONFLUENT_HEADER], "big")
             schema = parsed.get(schema_id)
             if schema is None:
-                raise ValueError(
+                raise ConfigurationError(
                     f"schema id {schema_id} is not in confluent_schemas (known: {sorted(parsed)})"
                 )
             return _read_avro(schemaless_reader, data, _CONFLUENT_HEADER, schema)
 
         return decode_confluent
     if avro_schema is None:
-        raise ValueError("value_format='avro' needs avro_schema= or confluent_schemas=")
+        raise ConfigurationError("value_format='avro' needs avro_schema= or confluent_schemas=")
     schema = _parse_schema(avro_schema, "avro_schema")
 
     def decode_avro(data: bytes) -> Any:
@@ -122,7 +123,7 @@ def key_decoder(key_format: str) -> Decoder:
         return _utf8
     if key_format == "json":
         return exact_json.loads
-    raise ValueError(f"key_format must be one of {KEY_FORMATS}, got {key_format!r}")
+    raise ConfigurationError(f"key_format must be one of {KEY_FORMATS}, got {key_format!r}")
 
 
 def _same(data: bytes) -> bytes:
@@ -145,9 +146,9 @@ def value_encoder(
 ) -> Encoder:
     """The function that turns a record (the sink's input) into the value bytes."""
     if value_format not in VALUE_FORMATS:
-        raise ValueError(f"value_format must be one of {VALUE_FORMATS}, got {value_format!r}")
+        raise ConfigurationError(f"value_format must be one of {VALUE_FORMATS}, got {value_format!r}")
     if confluent_schema_id is not None and value_format != "avro":
-        raise ValueError("confluent_schema_id needs value_format='avro'")
+        raise ConfigurationError("confluent_schema_id needs value_format='avro'")
     if value_format == "json":
         dumps = orjson.dumps
 
@@ -160,12 +161,12 @@ def value_encoder(
     from fastavro import schemaless_writer
 
     if avro_schema is None:
-        raise ValueError("value_format='avro' needs avro_schema=")
+        raise ConfigurationError("value_format='avro' needs avro_schema=")
     schema = _parse_schema(avro_schema, "avro_schema")
     prefix = b""
     if confluent_schema_id is not None:
         if not 0 <= confluent_schema_id < 1 << 32:
-            raise ValueError(f"confluent_schema_id must fit in 4 bytes, got {confluent_schema_id}")
+            raise ConfigurationError(f"confluent_schema_id must fit in 4 bytes, got {confluent_schema_id}")
         prefix = bytes([_CONFLUENT_MAGIC]) + confluent_schema_id.to_bytes(4, "big")
 
     def encode_avro(record: Any) -> bytes:

@@ -32,7 +32,7 @@ from connectors.kafka._client import start_with_retry, stop_quietly
 from connectors.kafka._errors import describe, retry
 from connectors.kafka._record import parse_partition_id, partition_id
 from connectors.kafka.repartition import KafkaRepartition, repartition_topic_name
-from streamcore.errors import SourceError
+from streamcore.errors import SourceConnectorError, SourceError
 from streamcore.io import PartitionGroup, Source
 
 if TYPE_CHECKING:
@@ -97,6 +97,9 @@ class KafkaPartitionGroup(PartitionGroup):
     def _error(self, message: str) -> SourceError:
         return SourceError(f"Kafka consumer group {self.group_id!r}: {message}")
 
+    def _client_error(self, message: str) -> SourceConnectorError:
+        return SourceConnectorError(f"Kafka consumer group {self.group_id!r}: {message}")
+
     async def run(self, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback) -> None:
         """Join, report assignment changes, and leave once ``leave()`` is called."""
         self._on_assigned, self._on_revoked = on_assigned, on_revoked
@@ -119,7 +122,7 @@ class KafkaPartitionGroup(PartitionGroup):
             await consumer.stop()
 
         consumer = await start_with_retry(
-            lambda: AIOKafkaConsumer(**options), start, stop, src.connection, self._error
+            lambda: AIOKafkaConsumer(**options), start, stop, src.connection, self._client_error
         )
         self._consumer = consumer
         try:
@@ -130,7 +133,7 @@ class KafkaPartitionGroup(PartitionGroup):
             try:
                 consumer.subscribe(topics=topics, pattern=src.pattern, listener=_Listener(self))
             except (KafkaError, ValueError) as exc:
-                raise self._error(f"cannot subscribe: {describe(exc)}") from exc
+                raise self._client_error(f"cannot subscribe: {describe(exc)}") from exc
             while not self._leaving.is_set():
                 # Polling keeps the membership alive (max_poll_interval_ms); every
                 # partition is paused, so nothing is fetched.
@@ -139,7 +142,7 @@ class KafkaPartitionGroup(PartitionGroup):
                     retry(
                         lambda: consumer.getmany(timeout_ms=_POLL_MS),
                         what="stay in the group",
-                        fail=self._error,
+                        fail=self._client_error,
                         budget_s=src.connection.timeout_s,
                     )
                 )
@@ -203,7 +206,7 @@ class KafkaPartitionGroup(PartitionGroup):
         found: int | None = await retry(
             lambda: consumer.committed(TopicPartition(topic, number)),
             what=f"read the committed offset of {partition}",
-            fail=self._error,
+            fail=self._client_error,
             budget_s=self.source.connection.timeout_s,
         )
         return found
@@ -224,7 +227,7 @@ class KafkaPartitionGroup(PartitionGroup):
         await retry(
             lambda: consumer.commit(offsets),
             what="commit offsets",
-            fail=self._error,
+            fail=self._client_error,
             budget_s=self.source.connection.timeout_s,
         )
 

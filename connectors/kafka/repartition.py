@@ -51,7 +51,7 @@ from connectors.kafka._record import parse_partition_id, partition_id
 from connectors.kafka._transactions import Item
 from connectors.kafka.sink import KafkaSink
 from connectors.kafka.source import KafkaSource
-from streamcore.errors import SourceError
+from streamcore.errors import SourceConnectorError, SourceError
 from streamcore.io import Repartition, Sink, SinkContext, Source, SourceContext
 
 if TYPE_CHECKING:
@@ -149,6 +149,9 @@ class KafkaRepartition(Repartition):
     def _error(self, message: str) -> SourceError:
         return SourceError(f"repartition topic {self.topic!r}: {message}")
 
+    def _client_error(self, message: str) -> SourceConnectorError:
+        return SourceConnectorError(f"repartition topic {self.topic!r}: {message}")
+
     async def purge(self, offsets: dict[str, int]) -> None:
         """Invariant 4: delete the records before ``offsets`` (a stage-2 task's position in
         a checkpoint that is complete); partitions already purged that far are skipped."""
@@ -173,7 +176,7 @@ class KafkaRepartition(Repartition):
             await stop_quietly(_close_admin, admin)
 
     async def _retry(self, call: Callable[[], Awaitable[_T]], what: str) -> _T:
-        return await retry(call, what=what, fail=self._error, budget_s=self.group.source.connection.timeout_s)
+        return await retry(call, what=what, fail=self._client_error, budget_s=self.group.source.connection.timeout_s)
 
     async def _admin_client(self) -> AIOKafkaAdminClient:
         connection = self.group.source.connection
@@ -182,7 +185,7 @@ class KafkaRepartition(Repartition):
         async def start(admin: AIOKafkaAdminClient) -> None:
             await admin.start()
 
-        return await start_with_retry(lambda: AIOKafkaAdminClient(**options), start, _close_admin, connection, self._error)
+        return await start_with_retry(lambda: AIOKafkaAdminClient(**options), start, _close_admin, connection, self._client_error)
 
     @staticmethod
     async def _partition_counts(

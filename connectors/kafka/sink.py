@@ -64,7 +64,7 @@ from connectors.kafka._transactions import (
     encode_state,
     read_journal,
 )
-from streamcore.errors import SinkError
+from streamcore.errors import ConfigurationError, SinkConnectorError, SinkError
 from streamcore.io import Sink, SinkContext
 
 __all__ = ["KafkaSink"]
@@ -128,12 +128,12 @@ class KafkaSink(Sink):
         **producer_options: Any,
     ) -> None:
         if not topic:
-            raise ValueError("KafkaSink needs a topic")
+            raise ConfigurationError("KafkaSink needs a topic")
         if transactional_id is not None and not exactly_once:
-            raise ValueError("transactional_id is only used with exactly_once=True")
+            raise ConfigurationError("transactional_id is only used with exactly_once=True")
         for name in _RESERVED:
             if name in producer_options:
-                raise ValueError(f"{name} is set by KafkaSink itself; remove it from the options")
+                raise ConfigurationError(f"{name} is set by KafkaSink itself; remove it from the options")
         self.topic = topic
         self.key = key
         self.headers = headers
@@ -212,6 +212,9 @@ class KafkaSink(Sink):
     def _error(self, message: str) -> SinkError:
         return SinkError(f"{self._name}: {message}")
 
+    def _client_error(self, message: str) -> SinkConnectorError:
+        return SinkConnectorError(f"{self._name}: {message}")
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def restore(self, state: Any | None) -> None:
@@ -256,13 +259,13 @@ class KafkaSink(Sink):
             await producer.start()
 
         producer = await start_with_retry(
-            lambda: AIOKafkaProducer(**options), start, _stop_producer, self.connection, self._error
+            lambda: AIOKafkaProducer(**options), start, _stop_producer, self.connection, self._client_error
         )
         try:
             await retry(
                 lambda: producer.partitions_for(self.topic),
                 what=f"find the topic at {self.connection.servers!r}",
-                fail=self._error,
+                fail=self._client_error,
                 budget_s=self.connection.timeout_s,
                 advice="the topic does not exist or has no leader; create it first",
             )
@@ -278,7 +281,7 @@ class KafkaSink(Sink):
         await retry(
             producer.begin_transaction,
             what=f"initialise transactions for transactional id {self._tid!r}",
-            fail=self._error,
+            fail=self._client_error,
             budget_s=_INIT_TIMEOUT_S,
         )
         self._txn_open = True
@@ -314,7 +317,7 @@ class KafkaSink(Sink):
                             await producer.commit_transaction()
                             self._txn_open = False
                         except KafkaError as exc:
-                            error = self._error(
+                            error = self._client_error(
                                 f"committing the transaction failed: {describe(exc)}"
                             )
                             error.__cause__ = exc
@@ -322,7 +325,7 @@ class KafkaSink(Sink):
                     try:
                         await producer.flush()
                     except KafkaError as exc:
-                        error = self._error(f"flushing failed: {describe(exc)}")
+                        error = self._client_error(f"flushing failed: {describe(exc)}")
                         error.__cause__ = exc
             finally:
                 await self._shutdown()
@@ -465,7 +468,7 @@ class KafkaSink(Sink):
         self._failed = True
         if self.exactly_once:
             self._broken = True
-        return self._error(f"sending failed: {describe(exc)}")
+        return self._client_error(f"sending failed: {describe(exc)}")
 
     def _check_acked(self) -> None:
         """Drop the deliveries already done; raise (KafkaError) if one of them failed."""
@@ -504,7 +507,7 @@ class KafkaSink(Sink):
             await producer.begin_transaction()
         except KafkaError as exc:
             self._failed = self._broken = True
-            raise self._error(f"cannot begin a transaction: {describe(exc)}") from exc
+            raise self._client_error(f"cannot begin a transaction: {describe(exc)}") from exc
         self._txn_open = True
 
     # -- checkpoint hooks ------------------------------------------------------------
@@ -526,7 +529,7 @@ class KafkaSink(Sink):
                     await producer.flush()
                 except KafkaError as exc:
                     self._failed = self._broken = True
-                    raise self._error(
+                    raise self._client_error(
                         f"flushing for checkpoint {checkpoint_id} failed: {describe(exc)}"
                     ) from exc
                 await self._wait_acked()
@@ -598,7 +601,7 @@ class KafkaSink(Sink):
             await producer.commit_transaction()
         except KafkaError as exc:
             self._failed = self._broken = True
-            raise self._error(
+            raise self._client_error(
                 f"committing the transaction of checkpoint {groups[-1].checkpoint} failed: "
                 f"{describe(exc)}"
             ) from exc
@@ -670,7 +673,7 @@ class KafkaSink(Sink):
             await admin.close()
 
         admin = await start_with_retry(
-            lambda: AIOKafkaAdminClient(**options), start, stop, self.connection, self._error
+            lambda: AIOKafkaAdminClient(**options), start, stop, self.connection, self._client_error
         )
         tp = TopicPartition(self.topic, 0)
         try:
@@ -679,7 +682,7 @@ class KafkaSink(Sink):
             offsets = await retry(
                 lambda: admin.list_consumer_group_offsets(self._marker_group, partitions=[tp]),
                 what=f"read the commit marker of group {self._marker_group!r}",
-                fail=self._error,
+                fail=self._client_error,
                 budget_s=_MARKER_BUDGET_S,
             )
         finally:

@@ -39,7 +39,7 @@ from connectors.kafka._client import Connection, start_with_retry, stop_quietly
 from connectors.kafka._errors import describe, retry
 from connectors.kafka._formats import key_decoder, value_decoder
 from connectors.kafka._record import KafkaRecord, parse_partition_id, partition_id
-from streamcore.errors import SourceError
+from streamcore.errors import ConfigurationError, SourceConnectorError, SourceError
 from streamcore.io import Source, SourceContext
 
 if TYPE_CHECKING:
@@ -107,15 +107,15 @@ class KafkaSource(Source):
         if isinstance(topics, str):
             topics = [topics]
         if (not topics) == (pattern is None):
-            raise ValueError("KafkaSource needs topics or pattern=, not both and not neither")
+            raise ConfigurationError("KafkaSource needs topics or pattern=, not both and not neither")
         if start not in _STARTS:
-            raise ValueError(f"start must be one of {_STARTS}, got {start!r}")
+            raise ConfigurationError(f"start must be one of {_STARTS}, got {start!r}")
         if isolation_level not in _ISOLATION_LEVELS:
-            raise ValueError(
+            raise ConfigurationError(
                 f"isolation_level must be one of {_ISOLATION_LEVELS}, got {isolation_level!r}"
             )
         if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+            raise ConfigurationError(f"max_batch must be at least 1, got {max_batch}")
         for name in (
             "enable_auto_commit",
             "auto_offset_reset",
@@ -123,7 +123,7 @@ class KafkaSource(Source):
             "value_deserializer",
         ):
             if name in consumer_options:
-                raise ValueError(f"{name} is set by KafkaSource itself; remove it from the options")
+                raise ConfigurationError(f"{name} is set by KafkaSource itself; remove it from the options")
         self.topics = list(topics) if topics else None
         self.pattern = pattern
         self.group_id = group_id
@@ -205,9 +205,12 @@ class KafkaSource(Source):
     def _error(self, message: str) -> SourceError:
         return SourceError(f"{self._name}: {message}")
 
+    def _client_error(self, message: str) -> SourceConnectorError:
+        return SourceConnectorError(f"{self._name}: {message}")
+
     async def _retry(self, call: Callable[[], Awaitable[_T]], what: str) -> _T:
         """``call()`` retried as ``_errors.retry`` does, within ``connect_timeout_s``."""
-        return await retry(call, what=what, fail=self._error, budget_s=self.connection.timeout_s)
+        return await retry(call, what=what, fail=self._client_error, budget_s=self.connection.timeout_s)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -230,7 +233,7 @@ class KafkaSource(Source):
             await consumer.start()
 
         consumer = await start_with_retry(
-            lambda: AIOKafkaConsumer(**options), start, _stop_consumer, self.connection, self._error
+            lambda: AIOKafkaConsumer(**options), start, _stop_consumer, self.connection, self._client_error
         )
         self._consumer = consumer
         try:
@@ -272,7 +275,7 @@ class KafkaSource(Source):
                 topics=self.topics or (), pattern=self.pattern, listener=_Listener(self)
             )
         except (KafkaError, ValueError) as exc:
-            raise self._error(f"cannot subscribe: {describe(exc)}") from exc
+            raise self._client_error(f"cannot subscribe: {describe(exc)}") from exc
         # A group consumer joins in the background and a consumer without a group is
         # assigned on the next metadata update: wait for either, within a bound.
         deadline = monotonic() + self.assignment_timeout_s
@@ -315,7 +318,7 @@ class KafkaSource(Source):
                 max_records=max(1, min(max_records, self.max_batch)),
             ),
             what="read",
-            fail=self._error,
+            fail=self._client_error,
             budget_s=self.connection.timeout_s + timeout_s,
         )
         records: list[Any] = []
@@ -420,7 +423,7 @@ class KafkaSource(Source):
             try:
                 consumer.seek(tp, offset)
             except (KafkaError, ValueError) as exc:
-                raise self._error(
+                raise self._client_error(
                     f"cannot seek {self._pid(tp)} to {offset}: {describe(exc)}"
                 ) from exc
 

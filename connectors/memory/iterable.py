@@ -27,7 +27,7 @@ from itertools import islice
 from time import monotonic
 from typing import Any
 
-from streamcore.errors import SourceError
+from streamcore.errors import ConfigurationTypeError, SourceError
 from streamcore.io import Source, SourceContext
 
 __all__ = ["IterableSource"]
@@ -58,7 +58,7 @@ class IterableSource(Source):
         elif callable(iterable):
             self._factory, self._iterable = iterable, None
         else:
-            raise TypeError(
+            raise ConfigurationTypeError(
                 "IterableSource takes an iterable, an async iterable or a zero-argument "
                 f"callable returning one, got {type(iterable).__name__}"
             )

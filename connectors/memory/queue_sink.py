@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-from streamcore.errors import SinkError
+from streamcore.errors import ConfigurationError, SinkError
 from streamcore.io import Sink, SinkContext
 
 __all__ = ["QueueSink", "QueueSinkAbortedError"]
@@ -44,7 +44,7 @@ class QueueSink(Sink):
 
     def __init__(self, maxsize: int = 10_000) -> None:
         if maxsize < 1:
-            raise ValueError(f"QueueSink maxsize must be at least 1 record, got {maxsize}")
+            raise ConfigurationError(f"QueueSink maxsize must be at least 1 record, got {maxsize}")
         self.maxsize = maxsize
         self._buffer: deque[Any] = deque()
         self._state = _OPEN

@@ -43,7 +43,7 @@ from itertools import islice
 from time import monotonic
 from typing import Any
 
-from streamcore.errors import SourceError
+from streamcore.errors import ConfigurationError, SourceError
 from streamcore.io import Source, SourceContext
 
 __all__ = ["QueueClosedError", "QueueSource"]
@@ -79,9 +79,9 @@ class QueueSource(Source):
 
     def __init__(self, maxsize: int = 10_000, *, rewind: Rewind | None = None, replay: bool = False) -> None:
         if maxsize < 1:
-            raise ValueError(f"QueueSource maxsize must be at least 1 record, got {maxsize}")
+            raise ConfigurationError(f"QueueSource maxsize must be at least 1 record, got {maxsize}")
         if rewind is not None and replay:
-            raise ValueError("QueueSource takes rewind= or replay=True, not both")
+            raise ConfigurationError("QueueSource takes rewind= or replay=True, not both")
         self.maxsize = maxsize
         self._rewind = rewind
         self._replay: deque[Any] | None = deque() if replay else None

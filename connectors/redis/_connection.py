@@ -1,8 +1,9 @@
 """Connecting the Redis connectors, and their errors naming stream, entry and URL.
 
 Every redis-py (or socket) exception leaving ``connectors.redis`` goes through
-``Connection.error``: a ``SourceError`` or ``SinkError`` that names the connector, what it
-was doing (the stream and entry id where known), the URL with its password masked and
+``Connection.error``: a ``SourceConnectorError`` or ``SinkConnectorError`` (the
+``ConnectorError`` side of the connector's ``SourceError`` or ``SinkError``) that names
+the connector, what it was doing (the stream and entry id where known), the URL with its password masked and
 what to check, with the original as ``__cause__``.
 Design: docs/connectors-redis.md#connection
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from streamcore.errors import StreamcoreError
+from streamcore.errors import SinkConnectorError, SourceConnectorError, SourceError, StreamcoreError
 from streamcore.state.redis_settings import RedisSettings, close_quietly
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ class Connection:
     """The settings of one connector, and how its failures read.
 
     ``kind`` is the class (``"RedisStreamSource"``), ``name`` the connector as errors
-    show it (``"Redis stream source 'a,b'"``); ``error`` the error class it raises;
+    show it (``"Redis stream source 'a,b'"``); ``error`` the connector's side
+    (``SourceError`` or ``SinkError``: bad settings raise it, client failures its
+    ``ConnectorError`` subclass);
     ``permissions`` what the Redis user needs.
     """
 
@@ -42,6 +45,10 @@ class Connection:
         self.settings = settings
         self.name = name
         self._error = error
+        # A failure of redis-py itself is the ConnectorError side of the connector's error.
+        self._client_error: type[StreamcoreError] = (
+            SourceConnectorError if issubclass(error, SourceError) else SinkConnectorError
+        )
         self._permissions = permissions
         self.errors = settings.errors()
 
@@ -54,7 +61,7 @@ class Connection:
         try:
             return await self.settings.connect(reply_timeout_s=reply_timeout_s)
         except self.errors as exc:
-            raise self._error(
+            raise self._client_error(
                 f"{self.name}: cannot connect to Redis at {self.describe()}: "
                 f"{self.settings.open_hint(exc)}"
             ) from exc
@@ -62,7 +69,7 @@ class Connection:
     def error(self, exc: BaseException, what: str) -> StreamcoreError:
         """The connector's error for ``exc`` raised while doing ``what``."""
         hint = self.settings.failure_hint(exc, self._permissions)
-        err = self._error(f"{self.name}: {what} failed at {self.describe()}: {hint}")
+        err = self._client_error(f"{self.name}: {what} failed at {self.describe()}: {hint}")
         err.__cause__ = exc
         return err
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from streamcore.errors import ConfigurationError
+
 __all__ = ["SINK_FORMATS", "SOURCE_FORMATS", "default_fields", "field_decoder", "field_encoder"]
 
 SOURCE_FORMATS = ("text", "json", "bytes")
@@ -49,7 +51,7 @@ def field_decoder(value_format: str) -> Callable[[Raw], dict[Any, Any]]:
         return _json
     if value_format == "bytes":
         return _bytes
-    raise ValueError(f"value_format must be one of {SOURCE_FORMATS}, got {value_format!r}")
+    raise ConfigurationError(f"value_format must be one of {SOURCE_FORMATS}, got {value_format!r}")
 
 
 def _encode_text(value: Any) -> bytes | str | int | float:
@@ -68,7 +70,7 @@ def field_encoder(value_format: str) -> Callable[[Mapping[Any, Any]], dict[Any, 
     if value_format == "json":
         dumps = orjson.dumps
         return lambda fields: {k: dumps(v) for k, v in fields.items()}
-    raise ValueError(f"value_format must be one of {SINK_FORMATS}, got {value_format!r}")
+    raise ConfigurationError(f"value_format must be one of {SINK_FORMATS}, got {value_format!r}")
 
 
 def default_fields(record: Any) -> Mapping[Any, Any]:

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from connectors.redis._sink import RedisSink
+from streamcore.errors import ConfigurationError
 
 __all__ = ["RedisHashSink"]
 
@@ -43,7 +44,7 @@ class RedisHashSink(RedisSink):
         if ttl is not None:
             ttl_ms = ttl // timedelta(milliseconds=1) if isinstance(ttl, timedelta) else int(ttl) * 1000
             if ttl_ms < 1:
-                raise ValueError(f"ttl must be positive, got {ttl!r}")
+                raise ConfigurationError(f"ttl must be positive, got {ttl!r}")
         super().__init__("RedisHashSink", "Redis hash sink", url, fields, value_format, socket_timeout_s,
                          connect_retries, _PERMISSIONS)
         self.key = key

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from connectors.redis._connection import Connection
 from connectors.redis._fields import field_decoder
 from connectors.redis._record import RedisStreamRecord, id_key
-from streamcore.errors import SourceError
+from streamcore.errors import ConfigurationError, SourceError
 from streamcore.io import Source, SourceContext
 from streamcore.state import RedisSettings
 
@@ -82,16 +82,16 @@ class RedisStreamSource(Source):
         if isinstance(streams, str):
             streams = [streams]
         if not streams or len(set(streams)) != len(streams):
-            raise ValueError(f"RedisStreamSource needs distinct stream names, got {streams!r}")
+            raise ConfigurationError(f"RedisStreamSource needs distinct stream names, got {streams!r}")
         if start not in _STARTS:
-            raise ValueError(f'start must be "0" (from the beginning) or "$" (new entries), got {start!r}')
+            raise ConfigurationError(f'start must be "0" (from the beginning) or "$" (new entries), got {start!r}')
         if count < 1:
-            raise ValueError(f"count must be at least 1, got {count}")
+            raise ConfigurationError(f"count must be at least 1, got {count}")
         block_ms = block // timedelta(milliseconds=1) if isinstance(block, timedelta) else int(block)
         if block_ms < 1:
-            raise ValueError(f"block must be at least 1 ms, got {block!r}")
+            raise ConfigurationError(f"block must be at least 1 ms, got {block!r}")
         if consumer is not None and group is None:
-            raise ValueError("consumer= only means something with group=")
+            raise ConfigurationError("consumer= only means something with group=")
         self.streams = list(streams)
         self.group = group
         self.consumer = consumer if consumer is not None else socket.gethostname()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.redis._sink import RedisSink
 from connectors.redis._staging import PUBLISH, SinkKeys, flatten
-from streamcore.errors import SinkError
+from streamcore.errors import ConfigurationError, SinkError
 from streamcore.io import SinkContext
 from streamcore.state.redis_settings import glob_escape
 
@@ -74,9 +74,9 @@ class RedisStreamSink(RedisSink):
         connect_retries: int = 3,
     ) -> None:
         if not stream:
-            raise ValueError("RedisStreamSink needs a stream name")
+            raise ConfigurationError("RedisStreamSink needs a stream name")
         if maxlen is not None and maxlen < 1:
-            raise ValueError(f"maxlen must be at least 1, got {maxlen}")
+            raise ConfigurationError(f"maxlen must be at least 1, got {maxlen}")
         super().__init__("RedisStreamSink", f"Redis stream sink {stream!r}", url, fields, value_format,
                          socket_timeout_s, connect_retries, _PERMISSIONS)
         self.stream = stream

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from streamcore.duration import to_seconds
+from streamcore.errors import ConfigError
 from streamcore.state.checkpointing import RestartPolicy
 
 __all__ = ["ConfigError", "apply_config", "env_name", "parse_restart"]
@@ -25,10 +26,6 @@ __all__ = ["ConfigError", "apply_config", "env_name", "parse_restart"]
 ENV_PREFIX = "STREAMCORE_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-
-
-class ConfigError(Exception):
-    """A setting from the environment or the config file is not valid (exit status 2)."""
 
 
 def env_name(dest: str) -> str:

@@ -40,7 +40,7 @@ from streamcore.daemon.target import resolve_target
 from streamcore.dataflow.flow import Dataflow
 from streamcore.dataflow.handle import FlowRun
 from streamcore.duration import to_seconds
-from streamcore.errors import SetupError, StreamcoreError
+from streamcore.errors import SetupError, StreamcoreError, UsageError
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
 from streamcore.state.store import StateStore
 
@@ -51,10 +51,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 log = logging.getLogger("streamcore.daemon")
-
-class UsageError(Exception):
-    """The options do not fit the target (e.g. a schedule for a Dataflow); exit status 2."""
-
 
 @dataclass(frozen=True)
 class RunOptions:

@@ -24,6 +24,7 @@ from typing import Any
 
 from streamcore.batch.pipeline import Pipeline
 from streamcore.dataflow.flow import Dataflow
+from streamcore.errors import TargetCallError, TargetError, TargetImportError
 
 __all__ = [
     "Target",
@@ -39,18 +40,6 @@ Target = Dataflow | Pipeline
 _EXAMPLE = "e.g. jobs.clicks:flow or path/to/clicks.py:flow"
 # The module name for a .py file whose stem is not an identifier or names another module.
 _FALLBACK_MODULE = "__streamcore_target__"
-
-
-class TargetError(Exception):
-    """The target cannot be loaded, or is not something the CLI can run."""
-
-
-class TargetImportError(TargetError):
-    """The target's module raised while being imported; its exception is ``__cause__``."""
-
-
-class TargetCallError(TargetError):
-    """The target's factory function raised; the user's exception is ``__cause__``."""
 
 
 def load_target(spec: str) -> Any:

@@ -18,7 +18,6 @@ from streamcore.errors import GraphError
 from streamcore.graph.nodes import (
     LATE,
     MAIN,
-    ON_ERROR_POLICIES,
     AsofJoinNode,
     AsyncOpNode,
     DeadLettersNode,
@@ -34,6 +33,7 @@ from streamcore.graph.nodes import (
     WindowJoinNode,
     WindowNode,
 )
+from streamcore.stage_options import OnError, StageOp, check_on_error
 
 if TYPE_CHECKING:
     from streamcore.dataflow.handle import FlowRun
@@ -121,11 +121,7 @@ class Dataflow:
         return name
 
     def _add(self, node_cls: type[Node], name: str | None, default: str, **fields: Any) -> Node:
-        on_error = fields.get("on_error", "fail")
-        if on_error not in ON_ERROR_POLICIES:
-            raise GraphError(
-                f"on_error must be one of {', '.join(map(repr, ON_ERROR_POLICIES))}, got {on_error!r}"
-            )
+        fields["on_error"] = check_on_error(fields.get("on_error", "fail"))
         stage = self._stage_name(name, default)
         node = node_cls(id=len(self.nodes), name=stage, **fields)
         self._names.add(stage)
@@ -144,7 +140,7 @@ class Dataflow:
         overflow: str = "block",
         max_rate: float | None = None,
         idle_timeout: timedelta | int | str | None = None,
-        on_error: str = "fail",
+        on_error: OnError = "fail",
         advance_when_idle: timedelta | int | str | None = None,
         clock: WallClock | None = None,
     ) -> Stream:
@@ -293,7 +289,7 @@ class Stream:
     def _edge(self) -> list[tuple[Node, str]]:
         return [(self.node, self.port)]
 
-    def _op(self, op: str, fn: Callable[..., Any], name: str | None, on_error: str, **async_options: Any) -> Stream:
+    def _op(self, op: StageOp, fn: Callable[..., Any], name: str | None, on_error: OnError, **async_options: Any) -> Stream:
         if not callable(fn):
             raise GraphError(f"{op}() takes a function, got {fn!r}")
         is_async = _is_async(fn)
@@ -330,7 +326,7 @@ class Stream:
         )
         return Stream(self.flow, node)
 
-    def map(self, fn: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail",
+    def map(self, fn: Callable[[Any], Any], *, name: str | None = None, on_error: OnError = "fail",
             concurrency: int | None = None, ordered: bool = True, timeout: timedelta | int | None = None,
             retry: Any = None) -> Stream:
         """Replace each record by ``fn(record)``.
@@ -344,7 +340,7 @@ class Stream:
                         retry=retry)
 
     def filter(
-        self, predicate: Callable[[Any], Any], *, name: str | None = None, on_error: str = "fail",
+        self, predicate: Callable[[Any], Any], *, name: str | None = None, on_error: OnError = "fail",
         concurrency: int | None = None, ordered: bool = True, timeout: timedelta | int | None = None,
         retry: Any = None,
     ) -> Stream:
@@ -353,7 +349,7 @@ class Stream:
                         timeout=timeout, retry=retry)
 
     def flat_map(
-        self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None, on_error: str = "fail",
+        self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None, on_error: OnError = "fail",
         concurrency: int | None = None, ordered: bool = True, timeout: timedelta | int | None = None,
         retry: Any = None,
     ) -> Stream:
@@ -399,7 +395,7 @@ class Stream:
         node = self.flow._add(UnionNode, name, "union", inputs=[(s.node, s.port) for s in streams])
         return Stream(self.flow, node)
 
-    def sink(self, sink: Any, *, name: str | None = None, on_error: str = "fail") -> None:
+    def sink(self, sink: Any, *, name: str | None = None, on_error: OnError = "fail") -> None:
         """Write the stream to a sink connector, or call a plain (or async) function per record."""
         from streamcore.io import Sink
 
@@ -444,7 +440,7 @@ class KeyedStream(Stream):
         fn: Any,
         *,
         name: str | None = None,
-        on_error: str = "fail",
+        on_error: OnError = "fail",
         parallelism: int = 1,
     ) -> Stream:
         """Run a keyed stateful function (see ``sc.KeyedProcessFunction``) over each key's records."""
@@ -470,7 +466,7 @@ class KeyedStream(Stream):
     # -- joins -------------------------------------------------------------------
 
     def _join(self, other: KeyedStream, what: str, node_cls: type[JoinNode], name: str | None,
-              on_error: str, **fields: Any) -> JoinResultStream:
+              on_error: OnError, **fields: Any) -> JoinResultStream:
         if not isinstance(other, KeyedStream):
             raise GraphError(f"{what}() joins with a keyed stream: call .key_by(...) on {other!r} first")
         if other.flow is not self.flow:
@@ -494,7 +490,7 @@ class KeyedStream(Stream):
         how: str = "inner",
         allowed_lateness: timedelta | int = 0,
         name: str | None = None,
-        on_error: str = "fail",
+        on_error: OnError = "fail",
     ) -> JoinResultStream:
         """Window join: each (left, right) pair of one key and window, when the window fires.
 
@@ -525,7 +521,7 @@ class KeyedStream(Stream):
         lower: timedelta | int,
         upper: timedelta | int,
         name: str | None = None,
-        on_error: str = "fail",
+        on_error: OnError = "fail",
     ) -> JoinResultStream:
         """Interval join: every pair of one key with ``ts(l) + lower <= ts(r) <= ts(l) + upper``,
         emitted as soon as both are seen (inner). Semantics: docs/joins.md#interval-join."""
@@ -542,7 +538,7 @@ class KeyedStream(Stream):
         *,
         how: str = "inner",
         name: str | None = None,
-        on_error: str = "fail",
+        on_error: OnError = "fail",
     ) -> JoinResultStream:
         """As-of join: each left record with the right record of its key whose timestamp is
         the greatest at or before its own, once the watermark has passed it.
@@ -575,7 +571,7 @@ class WindowedStream:
         aggregation: Any,
         *,
         name: str | None = None,
-        on_error: str = "fail",
+        on_error: OnError = "fail",
         parallelism: int = 1,
     ) -> WindowResultStream:
         """Aggregate each window incrementally with an ``sc.Aggregator`` or a dict of them.
@@ -612,7 +608,7 @@ class WindowedStream:
         fn: Callable[[Any, Any], Any],
         *,
         name: str | None = None,
-        on_error: str = "fail",
+        on_error: OnError = "fail",
         parallelism: int = 1,
     ) -> WindowResultStream:
         """Combine each window's records pairwise with ``fn(a, b)``; the value is the last result."""

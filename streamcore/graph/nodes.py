@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from streamcore.stage_options import OnError, StageOp
+
 if TYPE_CHECKING:
     from streamcore.time.idle_advance import IdleAdvance
 
@@ -37,8 +39,6 @@ __all__ = [
 MAIN = "main"
 LATE = "late"
 
-ON_ERROR_POLICIES = ("fail", "skip", "dead_letter")
-
 
 @dataclass(eq=False)
 class Node:
@@ -47,7 +47,7 @@ class Node:
     id: int
     name: str
     inputs: list[tuple[Node, str]] = field(default_factory=list)
-    on_error: str = "fail"
+    on_error: OnError = "fail"
     parallelism: int = 1
 
     kind = "node"
@@ -80,7 +80,7 @@ class SourceNode(Node):
 class OpNode(Node):
     """A stateless per-record function: ``map``, ``filter`` or ``flat_map``."""
 
-    op: str = "map"
+    op: StageOp = "map"
     fn: Callable[[Any], Any] | None = None
     is_async: bool = False
 

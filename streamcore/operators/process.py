@@ -177,10 +177,7 @@ class ProcessStep(Step):
                     raise error or stage_error(self.name, x, exc) from exc
                 self.on_failure(self._stage, x, error or exc)
                 continue
-            if produced is not None:
-                items = list(produced)
-                out.extend(items)
-                out_ts.extend([t] * len(items))
+            _collect(produced, t, out, out_ts)
         if out:
             await self.next.on_batch(out, out_ts)
 
@@ -198,10 +195,7 @@ class ProcessStep(Step):
             except Exception as exc:
                 raise stage_error(self.name, f"timer {ts} of key {k!r}", exc) from exc
             self._unbind(k)
-            if produced is not None:
-                items = list(produced)
-                out.extend(items)
-                out_ts.extend([ts] * len(items))
+            _collect(produced, ts, out, out_ts)
         if out:
             await self.next.on_batch(out, out_ts)
 
@@ -221,3 +215,11 @@ class ProcessStep(Step):
     def statistics(self) -> ProcessStatistics:
         """Current state size."""
         return ProcessStatistics(keys=len(self.states), timers=len(self.timers), watermark_ms=self.ctx.watermark_ms)
+
+
+def _collect(produced: Iterable[Any] | None, timestamp_ms: int, out: list[Any], out_ts: list[int]) -> None:
+    """Append what a callback produced to ``out``, each with ``timestamp_ms`` in ``out_ts``."""
+    if produced is not None:
+        items = list(produced)
+        out.extend(items)
+        out_ts.extend([timestamp_ms] * len(items))

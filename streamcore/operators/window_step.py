@@ -614,20 +614,9 @@ class SessionWindowStep(_WindowStepBase):
                 if lst is None:
                     overlapping = []
                 elif len(lst) == 1:
+                    # The hot path, a key with one session: no list is built for it.
                     s = lst[0]
-                    if s.start < new_end and t < s.end:
-                        # Step 2, the hot path: the key's only session grows by the record.
-                        self.seq = add(s.acc, x, self.seq)
-                        if t < s.start:
-                            s.start = t
-                        if new_end > s.end:
-                            s.end = new_end
-                            if new_end > W and not s.queued:
-                                self._queue_fire(s)
-                        if s.end <= W:
-                            touched[id(s)] = s
-                        continue
-                    overlapping = []
+                    overlapping = lst if s.start < new_end and t < s.end else []
                 else:
                     overlapping = [s for s in lst if s.start < new_end and t < s.end]
                 if not overlapping:

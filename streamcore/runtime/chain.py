@@ -23,11 +23,12 @@ Design: docs/runtime.md#operator-chaining
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+
+from streamcore.stage_options import OnError, StageKind
 
 __all__ = ["ChainFailure", "CompiledChain", "StatelessStage"]
 
@@ -39,9 +40,9 @@ class StatelessStage:
     """One stateless stage of a chain."""
 
     name: str
-    op: str  # "map" | "filter" | "flat_map"
+    op: StageKind
     fn: Callable[[Any], Any]
-    on_error: str = "fail"
+    on_error: OnError = "fail"
 
 
 class ChainFailure(Exception):
@@ -213,15 +214,3 @@ def _generate(
     exec(compile(plain, filename, "exec"), namespace)
     exec(compile(with_ts, filename, "exec"), namespace)
     return namespace["plain"], namespace["with_ts"]
-
-
-def _selftest() -> None:  # pragma: no cover - quick manual check
-    chain = CompiledChain(
-        [
-            StatelessStage("f", "filter", lambda x: x % 2 == 0),
-            StatelessStage("m", "map", lambda x: x * 10),
-            StatelessStage("fm", "flat_map", lambda x: [x, x + 1]),
-        ],
-        lambda *a: None,
-    )
-    print(chain(list(range(6)), None), chain(list(range(6)), list(range(100, 106))), file=sys.stderr)

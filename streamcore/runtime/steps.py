@@ -32,6 +32,7 @@ from streamcore.runtime.chain import ChainFailure, CompiledChain, StatelessStage
 from streamcore.runtime.keys import explain_key_failure
 from streamcore.runtime.mailbox import Mailbox
 from streamcore.runtime.messages import Barrier, Batch, EndOfStream, Watermark
+from streamcore.stage_options import OnError
 from streamcore.state.snapshot import StepSnapshot
 
 __all__ = [
@@ -154,7 +155,7 @@ class AsyncOpStep(Step):
 class SinkStep(Step):
     """Writes batches to a sink connector or calls a function per record. The end of a chain."""
 
-    def __init__(self, name: str, flow: str, sink: Any, on_error: str,
+    def __init__(self, name: str, flow: str, sink: Any, on_error: OnError,
                  on_failure: Callable[[StatelessStage, Any, BaseException], None]) -> None:
         self.name = name
         self.flow = flow

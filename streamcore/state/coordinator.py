@@ -547,12 +547,6 @@ class CheckpointCoordinator:
         )
 
 
-def _blob_order(key: str) -> tuple[int, str]:
-    # "<flow>/cp/<n>/..." : replay blobs in checkpoint order.
-    parts = key.split("/cp/", 1)[1].split("/", 1)
-    return int(parts[0]), parts[1]
-
-
 def _wrap_manifest(body: bytes) -> bytes:
     return b"%08x " % zlib.crc32(body) + body
 

@@ -21,6 +21,7 @@ from typing import Any
 from streamcore.dataflow.flow import Dataflow, JoinResultStream, KeyedStream
 from streamcore.errors import GraphError
 from streamcore.graph.nodes import JoinNode
+from streamcore.stage_options import OnError
 from streamcore.state.snapshot import EncodedSnapshot, apply_blob, encode_snapshot
 from streamcore.testing.driver import VirtualTimeDriver, _NoInput, _run
 
@@ -64,21 +65,21 @@ class JoinDriver(VirtualTimeDriver):
 
     @classmethod
     def window(cls, assigner: Any, *, key: Callable[[Any], Any], right_key: Callable[[Any], Any] | None = None,
-               how: str = "inner", allowed_lateness: timedelta | int = 0, on_error: str = "fail") -> JoinDriver:
+               how: str = "inner", allowed_lateness: timedelta | int = 0, on_error: OnError = "fail") -> JoinDriver:
         """A driver over ``left.join(right, window=assigner, how=how, ...)``."""
         left, right = cls._sides(key, right_key)
         return cls(left.join(right, window=assigner, how=how, allowed_lateness=allowed_lateness, on_error=on_error))
 
     @classmethod
     def interval(cls, *, lower: timedelta | int, upper: timedelta | int, key: Callable[[Any], Any],
-                 right_key: Callable[[Any], Any] | None = None, on_error: str = "fail") -> JoinDriver:
+                 right_key: Callable[[Any], Any] | None = None, on_error: OnError = "fail") -> JoinDriver:
         """A driver over ``left.interval_join(right, lower=lower, upper=upper)``."""
         left, right = cls._sides(key, right_key)
         return cls(left.interval_join(right, lower=lower, upper=upper, on_error=on_error))
 
     @classmethod
     def asof(cls, *, key: Callable[[Any], Any], right_key: Callable[[Any], Any] | None = None,
-             how: str = "inner", on_error: str = "fail") -> JoinDriver:
+             how: str = "inner", on_error: OnError = "fail") -> JoinDriver:
         """A driver over ``left.join_asof(right, how=how)``."""
         left, right = cls._sides(key, right_key)
         return cls(left.join_asof(right, how=how, on_error=on_error))
