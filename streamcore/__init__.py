@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING
 from streamcore import agg
 from streamcore._lazy import lazy_attributes
 from streamcore.dataflow.flow import Dataflow, KeyedStream, Stream, WindowedStream
-from streamcore.dataflow.handle import FlowRun, RunState
 from streamcore.errors import (
     CheckpointError,
     ConnectorError,
@@ -48,8 +47,6 @@ from streamcore.errors import (
     StreamcoreError,
 )
 from streamcore.io import Sink, SinkContext, Source, SourceContext
-from streamcore.operators import JoinResult
-from streamcore.operators.cache import cached
 from streamcore.operators.process import KeyedProcessFunction, ProcessContext
 from streamcore.runtime.steps import DeadLetter
 from streamcore.state.checkpointing import Checkpointing, RestartPolicy
@@ -59,6 +56,9 @@ from streamcore.time.windows import SessionWindows, SlidingWindows, TumblingWind
 if TYPE_CHECKING:
     from streamcore.batch.pipeline import Pipeline
     from streamcore.batch.result import PipelineResult
+    from streamcore.dataflow.handle import FlowRun, RunState
+    from streamcore.operators import JoinResult
+    from streamcore.operators.cache import cached
     from streamcore.retry import Retry
     from streamcore.state.memory import MemoryStateStore
     from streamcore.state.redis import RedisStateStore
@@ -69,11 +69,15 @@ __getattr__, __dir__ = lazy_attributes(
     __name__,
     globals(),
     {
+        "FlowRun": "streamcore.dataflow.handle",
+        "JoinResult": "streamcore.operators",
         "Pipeline": "streamcore.batch.pipeline",
         "PipelineResult": "streamcore.batch.result",
         "Retry": "streamcore.retry",
         "MemoryStateStore": "streamcore.state.memory",
         "RedisStateStore": "streamcore.state.redis",
+        "RunState": "streamcore.dataflow.handle",
+        "cached": "streamcore.operators.cache",
     },
 )
 

