@@ -26,10 +26,11 @@ import asyncio
 import enum
 import logging
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from streamcore.errors import CheckpointError, DrainTimeoutError, StreamcoreError
 from streamcore.execution.runner import FlowStatistics, Runtime, restartable
+from streamcore.runtime.waiting import settle
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
@@ -78,6 +79,7 @@ class FlowRun:
         self._attempt_started = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._suspending: asyncio.Future[None] | None = None
+        """A suspend under way (kept so the task is not collected before it ends)."""
         self.last_error: BaseException | None = None
         """The failure a stop during a restart backoff cut short (the run then ends as stopped)."""
 
@@ -108,11 +110,6 @@ class FlowRun:
         attempt = self.attempt
         extra = 0 if attempt is None or isinstance(attempt, Runtime) else attempt.restarts
         return self._restarts + extra
-
-    @property
-    def partitioned(self) -> bool:
-        """Whether the run is scaled out over a partition group (one task per partition)."""
-        return self.attempt is not None and not isinstance(self.attempt, Runtime)
 
     def runtimes(self) -> list[Runtime]:
         """The current attempt's runtimes: one, or one per partition task."""
@@ -355,7 +352,7 @@ class FlowRun:
         if task is None:
             return
         task.cancel()
-        await _settle(task)
+        await settle([task])
 
 
 def _not_rewindable(flow: Dataflow) -> str | None:
@@ -366,18 +363,3 @@ def _not_rewindable(flow: Dataflow) -> str | None:
         if isinstance(node, SourceNode) and not node.source.rewindable:
             return node.name
     return None
-
-
-async def _settle(task: asyncio.Future[Any]) -> None:
-    """Wait for ``task`` to end; a cancel of the waiter is passed on once it has ended."""
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.wait([task])
-        except asyncio.CancelledError:
-            cancelled = True
-    if not task.cancelled():
-        task.exception()  # retrieved: it is the run's outcome, reported elsewhere
-    if cancelled:
-        raise asyncio.CancelledError
-

@@ -59,7 +59,7 @@ from streamcore.runtime.steps import (
     Step,
     Target,
 )
-from streamcore.runtime.waiting import wait_any
+from streamcore.runtime.waiting import settle, wait_any
 
 if TYPE_CHECKING:
     from streamcore.dataflow.flow import Dataflow
@@ -398,7 +398,7 @@ class Runtime:
             for box in self.mailboxes.values():
                 box.close()
             if everything:
-                await _settle_all(everything)
+                await settle(everything)
 
     async def wait_started(self) -> None:
         """Return once the actors run (after restoring), or once ``run`` has ended."""
@@ -458,22 +458,6 @@ class Runtime:
             mailboxes={name: box.statistics() for name, box in self.mailboxes.items()},
             stages=stages,
         )
-
-
-async def _settle_all(tasks: list[asyncio.Task[Any]]) -> None:
-    """Wait until every one of ``tasks`` ended, even if cancelled meanwhile (then re-raise)."""
-    cancelled = False
-    pending = set(tasks)
-    while pending:
-        try:
-            _, pending = await asyncio.wait(pending)
-        except asyncio.CancelledError:
-            cancelled = True
-    for t in tasks:
-        if not t.cancelled():
-            t.exception()  # retrieved; the first failure was raised already
-    if cancelled:
-        raise asyncio.CancelledError
 
 
 def _stage(node: OpNode) -> StatelessStage:
