@@ -49,6 +49,7 @@ from streamcore.runtime.actor import (
     wrap_actor_error,
 )
 from streamcore.runtime.chain import StatelessStage
+from streamcore.runtime.collector import young_threshold_raised
 from streamcore.runtime.mailbox import Mailbox, MailboxStatistics
 from streamcore.runtime.registry import StepContext, step_factory
 from streamcore.runtime.steps import (
@@ -345,19 +346,20 @@ class Runtime:
 
     async def run(self) -> None:
         """Run every actor to the end; raise the first failure (see the module docstring)."""
-        try:
-            if self.checkpoint is not None and self.coordinator is None:
-                await self.prepare_checkpoints()
-            await self._run_actors()
-            if self.coordinator is not None and not self._suspended.is_set():
-                await self.coordinator.finish()
-        finally:
-            self._ended.set()
-            if self.coordinator is not None:
-                try:
-                    await self.coordinator.close_deferred()
-                finally:
-                    await self.coordinator.close()
+        with young_threshold_raised():
+            try:
+                if self.checkpoint is not None and self.coordinator is None:
+                    await self.prepare_checkpoints()
+                await self._run_actors()
+                if self.coordinator is not None and not self._suspended.is_set():
+                    await self.coordinator.finish()
+            finally:
+                self._ended.set()
+                if self.coordinator is not None:
+                    try:
+                        await self.coordinator.close_deferred()
+                    finally:
+                        await self.coordinator.close()
 
     async def _run_actors(self) -> None:
         loop = asyncio.get_running_loop()
