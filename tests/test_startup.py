@@ -28,8 +28,38 @@ def test_importing_streamcore_and_the_file_connectors_leaves_out_batch_serde_and
     loaded = modules_after("import streamcore, connectors.files")
     heavy = {m for m in loaded if m.startswith(("streamcore.batch", "fastavro", "psutil"))}
     assert heavy == set()
-    assert {"streamcore.state.serde", "streamcore.state.redis", "decimal", "zoneinfo"} & loaded == set()
+    assert {
+        "streamcore.state.serde",
+        "streamcore.state.redis",
+        "decimal",
+        "zoneinfo",
+    } & loaded == set()
     assert "multiprocessing" not in loaded
+
+
+def test_importing_the_packages_loads_no_runtime_until_a_name_is_used() -> None:
+    loaded = modules_after("import streamcore, connectors.files")
+    assert {"asyncio", "orjson", "typing"} & loaded == set()
+    assert {m for m in loaded if m.startswith(("streamcore.", "connectors."))} == {
+        "streamcore._lazy",
+        "connectors.files",
+    }
+    used = modules_after("import streamcore as sc\nsc.Dataflow('f')")
+    assert "streamcore.dataflow.flow" in used
+
+
+def test_a_submodule_is_an_attribute_of_the_package_before_it_is_imported() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import streamcore as sc; print(sc.errors.ConfigurationError.__name__, sc.agg.__name__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["ConfigurationError", "streamcore.agg"]
 
 
 @pytest.mark.parametrize(
@@ -65,7 +95,9 @@ def test_an_unknown_name_on_streamcore_raises_attribute_error() -> None:
         streamcore.Pipelin  # noqa: B018
 
 
-@pytest.mark.parametrize("package", ["streamcore.batch", "streamcore.state"])
+@pytest.mark.parametrize(
+    "package", ["streamcore", "streamcore.batch", "streamcore.state", "connectors.files"]
+)
 def test_every_name_of_a_lazy_package_resolves(package: str) -> None:
     import importlib
 
