@@ -14,23 +14,26 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from streamcore.batch.pipeline import Pipeline
-from streamcore.batch.plan import format_plan
 from streamcore.daemon.config import ConfigError, apply_config, parse_restart
 from streamcore.daemon.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
-from streamcore.daemon.run import EXIT_FAILED, EXIT_USAGE, RunOptions, UsageError, run_target
-from streamcore.daemon.signals import exit_status_for
-from streamcore.daemon.target import (
+from streamcore.errors import (
+    GraphError,
+    PipelineValidationError,
+    StreamcoreError,
     TargetCallError,
     TargetError,
     TargetImportError,
-    load_target,
-    resolve_target,
+    UsageError,
 )
-from streamcore.dataflow.flow import Dataflow
-from streamcore.errors import GraphError, PipelineValidationError, StreamcoreError
-from streamcore.runtime.loop import run_coroutine
+
+if TYPE_CHECKING:
+    from streamcore.dataflow.flow import Dataflow
+
+# What runs a target (asyncio, the runtime, the batch executors) is imported once the
+# arguments are parsed, so that ``--help`` and a usage error cost only argparse
+# (docs/performance.md#start-up).
 
 __all__ = ["EPILOG", "build_parser", "format_flow_plan", "main"]
 
@@ -223,7 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parse(parser, list(sys.argv[1:] if argv is None else argv))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return 2  # EXIT_USAGE, without importing the runner for it
+    from streamcore.daemon.run import EXIT_FAILED, EXIT_USAGE, RunOptions, run_target
+    from streamcore.daemon.signals import exit_status_for
+    from streamcore.daemon.target import load_target
+    from streamcore.runtime.loop import run_coroutine
+
     configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "plan":
@@ -302,6 +310,11 @@ def _report(exc: BaseException, full: bool) -> None:
 
 
 def _plan(spec: str) -> str:
+    from streamcore.batch.pipeline import Pipeline
+    from streamcore.batch.plan import format_plan
+    from streamcore.daemon.target import load_target, resolve_target
+    from streamcore.runtime.loop import run_coroutine
+
     obj = load_target(spec)
     target = run_coroutine(resolve_target(obj, spec))
     if isinstance(target, Pipeline):

@@ -10,16 +10,16 @@ value (``--catch-up``) read ``true``/``false`` (``1``/``0``, ``yes``/``no``).
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamcore.duration import to_seconds
 from streamcore.errors import ConfigError
-from streamcore.state.checkpointing import RestartPolicy
+
+if TYPE_CHECKING:
+    from streamcore.state.checkpointing import RestartPolicy
 
 __all__ = ["ConfigError", "apply_config", "env_name", "parse_restart"]
 
@@ -36,6 +36,8 @@ def env_name(dest: str) -> str:
 def _file_settings(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
+    import tomllib  # only with a config file: --help and plain runs do without it
+
     try:
         data = tomllib.loads(Path(path).read_text())
     except OSError as exc:
@@ -66,6 +68,8 @@ def _file_settings(path: str | None) -> dict[str, Any]:
 
 def _did_you_mean(name: str, known: Iterable[str], shown: str = "{!r}") -> str:
     """``"; did you mean 'x'?"`` for the closest of ``known``, or an empty string."""
+    import difflib  # only to suggest a name in an error
+
     close = difflib.get_close_matches(name.replace("-", "_"), list(known), n=1, cutoff=0.6)
     return f"; did you mean {shown.format(close[0])}?" if close else ""
 
@@ -122,6 +126,8 @@ def parse_restart(text: str | None) -> RestartPolicy | None:
     """``never``, ``fixed:ATTEMPTS:DELAY`` or ``exponential:ATTEMPTS[:DELAY[:MAX_DELAY]]``."""
     if text is None or text.strip().lower() == "never":
         return None
+    from streamcore.state.checkpointing import RestartPolicy  # not needed for --help
+
     parts = text.strip().split(":")
     kind = parts[0].lower()
     try:
