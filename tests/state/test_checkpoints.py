@@ -449,7 +449,7 @@ class RunningTotal(sc.KeyedProcessFunction):
         return [[ctx.key, timestamp_ms, ctx.state["total"]]]
 
 
-@pytest.mark.parametrize("kind", ["process", "session", "sliding"])
+@pytest.mark.parametrize("kind", ["process", "session", "session_lateness", "sliding"])
 async def test_process_session_and_sliding_state_survive_a_restart(events: Path, kind: str) -> None:
     def build(sink: Any, fail: FailOnce | None, rate: float) -> sc.Dataflow:
         flow = sc.Dataflow(f"state-{kind}")
@@ -459,9 +459,12 @@ async def test_process_session_and_sliding_state_survive_a_restart(events: Path,
         keyed = stream.key_by(lambda e: e["user"])
         if kind == "process":
             keyed.process(RunningTotal()).sink(sink)
-        elif kind == "session":
-            (keyed.window(sc.SessionWindows(300)).aggregate(sc.agg.collect(lambda e: e["amount"]))
-             .map(lambda r: [r.key, r.start, r.end, r.value]).sink(sink))
+        elif kind.startswith("session"):
+            # With lateness, sessions are freed by their own heap, after they fire.
+            lateness = 400 if kind == "session_lateness" else 0
+            (keyed.window(sc.SessionWindows(300), allowed_lateness=lateness)
+             .aggregate(sc.agg.collect(lambda e: e["amount"]))
+             .map(lambda r: [r.key, r.start, r.end, r.value, r.is_update]).sink(sink))
         else:
             (keyed.window(sc.SlidingWindows(2000, 500)).aggregate(sc.agg.max(lambda e: e["amount"]))
              .map(lambda r: [r.key, r.start, r.value]).sink(sink))
