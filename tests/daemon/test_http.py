@@ -119,7 +119,7 @@ def test_metrics_health_readiness_and_graph_are_served_and_counters_move(tmp_pat
         assert {"from": "events", "to": "key_by", "port": "main"} in graph["edges"]
         assert graph["ready"] is True and {a["name"] for a in graph["actors"]} >= {"events"}
         text = get(port, "/metrics")[1]
-        assert metric(text, "streamcore_mailbox_capacity", flow="served") == 10_000
+        assert metric(text, "streamcore_mailbox_capacity", flow="served") == 2_000
         assert metric(text, "streamcore_process_resident_memory_bytes") is not None
         assert "python_gc_objects_collected_total" in text
         # Changing anything needs the token; this daemon has none, so it is disabled.

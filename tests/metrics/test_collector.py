@@ -61,7 +61,7 @@ async def test_counters_move_while_the_flow_runs_and_every_documented_name_is_ex
     batches = value(found, "streamcore_stage_batch_seconds_count", flow="metrics", stage="key_by+window+row+out")
     assert batches is not None and batches > 0
     assert seen == sorted(seen)
-    assert value(found, "streamcore_mailbox_capacity", flow="metrics", mailbox="key_by+window+row+out") == 10_000
+    assert value(found, "streamcore_mailbox_capacity", flow="metrics", mailbox="key_by+window+row+out") == 2_000
     assert (value(found, "streamcore_checkpoints_completed_total", flow="metrics") or 0) >= 1
     assert (value(found, "streamcore_process_resident_memory_bytes") or 0) > 10_000_000
     final = samples(registry)
