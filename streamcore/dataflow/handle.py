@@ -143,13 +143,16 @@ class FlowRun:
         self._task = loop.create_task(self._main(), name=f"streamcore-run:{self.flow.name}")
         started = loop.create_task(self._attempt_started.wait())
         try:
-            await asyncio.wait([started, self._task], return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait([started, self._task], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                started.cancel()
+                await asyncio.gather(started, return_exceptions=True)
         except asyncio.CancelledError:
+            # Also a cancel landing while the helper task settles (that await yields once):
+            # the run was launched, so it is cancelled and awaited, never left behind.
             await self._cancel_and_settle()
             raise
-        finally:
-            started.cancel()
-            await asyncio.gather(started, return_exceptions=True)
         if self._task.done() and not self._attempt_started.is_set():
             self._task.result()  # raises the start-up error
 

@@ -29,7 +29,7 @@ import pytest
 
 import streamcore as sc
 from connectors.files import AvroSource, CsvSource, JsonLinesSource
-from connectors.memory import IterableSource, QueueSource
+from connectors.memory import IterableSource, ListSink, QueueSource
 
 DEADLINE_S = 20.0
 CANCEL_WITHIN_S = 1.0
@@ -216,3 +216,20 @@ async def test_cancelling_a_flow_held_back_by_a_slow_sink() -> None:
     flow = sc.Dataflow("slow-sink", mailbox_capacity=100)
     flow.source(IterableSource(endless_async()), batch_size=50).map(lambda r: r).sink(sink, name="slow")
     await assert_cancel_is_prompt(flow, lambda: sink.batches >= 1, "writing to a slow sink")
+
+
+async def test_a_cancel_at_any_step_of_starting_leaves_no_task_behind() -> None:
+    """Cancel ``flow.run()`` after 0, 1, 2, ... turns of the loop: whichever await of
+    ``start()`` the cancel lands in, the run is cancelled and awaited with it."""
+    for turns in range(40):
+        flow = sc.Dataflow(f"cancel-at-{turns}")
+        flow.source(IterableSource(itertools.count()), batch_size=10).sink(ListSink())
+        before = asyncio.all_tasks()
+        run = asyncio.create_task(flow.run())
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        left = asyncio.all_tasks() - before
+        assert left == set(), f"after {turns} turns: tasks left behind: {left}"
