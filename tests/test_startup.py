@@ -113,3 +113,17 @@ def test_the_avro_source_imports_fastavro_when_used(tmp_path) -> None:  # type: 
         "{'type': 'record', 'name': 'r', 'fields': [{'name': 'a', 'type': 'int'}]})"
     )
     assert "fastavro" in loaded
+
+
+def test_a_flow_without_joins_or_async_stages_does_not_import_them() -> None:
+    loaded = modules_after(
+        "import streamcore as sc\n"
+        "from connectors.memory import IterableSource, ListSink\n"
+        "flow = sc.Dataflow('f')\n"
+        "flow.source(IterableSource([1, 2])).map(lambda x: x).sink(ListSink())\n"
+        "flow.run_sync()"
+    )
+    assert "streamcore.execution.runner" in loaded
+    unused = {"streamcore.operators.asof_join", "streamcore.operators.window_join", "streamcore.operators.async_map"}
+    assert unused & loaded == set()
+    assert "secrets" not in loaded

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -116,7 +115,7 @@ class FileSink(Sink):
         # Checkpointing (see the module docstring).
         self._skip = 0
         """Leading bytes of the pending file that only repeat the format's header."""
-        self._token = secrets.token_hex(6)
+        self._token = os.urandom(6).hex()  # as secrets.token_hex, without importing hmac and hashlib
         self._base = 0
         """Bytes at ``path`` known to be committed."""
         self._unpublished: list[_Segment] = []
@@ -138,7 +137,7 @@ class FileSink(Sink):
         await super().open(context)
         if self._file is not None:
             self._file.close()
-        self._token = secrets.token_hex(6)
+        self._token = os.urandom(6).hex()  # as secrets.token_hex, without importing hmac and hashlib
         self._last_sealed = None
         self._create_pending()
         self._started()

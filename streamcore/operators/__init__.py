@@ -7,11 +7,15 @@ registry, and the runtime below imports none of them.
 Design: docs/joins.md
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from streamcore.graph.nodes import (
     LATE,
     AsofJoinNode,
+    AsyncOpNode,
     IntervalJoinNode,
     JoinNode,
     Node,
@@ -19,21 +23,33 @@ from streamcore.graph.nodes import (
     WindowJoinNode,
     WindowNode,
 )
-from streamcore.operators import async_map
-from streamcore.operators.asof_join import AsofJoinStep
-from streamcore.operators.interval_join import IntervalJoinStep
-from streamcore.operators.join_result import JoinResult, JoinStatistics
-from streamcore.operators.session_join import SessionJoinStep
-from streamcore.operators.two_input import JoinStep
-from streamcore.operators.window_join import WindowJoinStep
 from streamcore.runtime.registry import StepContext, register_step
 from streamcore.runtime.steps import Step
 
+if TYPE_CHECKING:
+    from streamcore.operators.join_result import JoinResult, JoinStatistics
+    from streamcore.operators.two_input import JoinStep
+
 __all__ = ["JoinResult", "JoinStatistics", "join_step"]
+
+# Each operator's module is imported when a flow first builds its step, so a flow without
+# joins or async stages does not import them (docs/performance.md#start-up).
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("JoinResult", "JoinStatistics"):
+        from streamcore.operators import join_result
+
+        return getattr(join_result, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def join_step(node: JoinNode, late: Step, on_failure: Callable[..., None], input_channels: list[list[int]] | None = None) -> JoinStep:
     """The step of a join node (also used by the virtual-time test kit)."""
+    from streamcore.operators.asof_join import AsofJoinStep
+    from streamcore.operators.interval_join import IntervalJoinStep
+    from streamcore.operators.session_join import SessionJoinStep
+    from streamcore.operators.window_join import WindowJoinStep
     from streamcore.time.windows import SessionWindows
 
     cls: type[JoinStep]
@@ -71,4 +87,11 @@ for _kind in (WindowJoinNode.kind, IntervalJoinNode.kind, AsofJoinNode.kind):
 register_step(WindowNode.kind, _build_window)
 register_step(ProcessNode.kind, _build_process)
 
-async_map.register()
+
+def _build_async(node: Node, ctx: StepContext) -> Step:
+    from streamcore.operators.async_map import build_step
+
+    return build_step(node, ctx)
+
+
+register_step(AsyncOpNode.kind, _build_async)

@@ -36,7 +36,7 @@ from streamcore.runtime.registry import StepContext
 from streamcore.runtime.steps import Step, stage_error
 from streamcore.state.snapshot import StepSnapshot
 
-__all__ = ["AsyncMapStatistics", "AsyncMapStep"]
+__all__ = ["AsyncMapStatistics", "AsyncMapStep", "build_step"]
 
 
 @dataclass(frozen=True)
@@ -346,14 +346,7 @@ class AsyncMapStep(Step):
         return AsyncMapStatistics(self.calls, self.completed, self.failed, self.retries, self.timeouts)
 
 
-def _build(node: Node, ctx: StepContext) -> Step:
+def build_step(node: Node, ctx: StepContext) -> Step:
+    """The step of an async map, filter or flat_map node (registered by the package)."""
     assert isinstance(node, AsyncOpNode)
     return AsyncMapStep(node, ctx.on_failure)
-
-
-def register() -> None:
-    """Register the async stage's step factory."""
-    from streamcore.runtime.registry import register_step
-
-    register_step(AsyncOpNode.kind, _build)
-
