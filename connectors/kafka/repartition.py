@@ -7,10 +7,14 @@ the tasks of that topic's partitions (*stage 2*) run the keyed part of the flow.
 Kafka Streams' repartition topic, with event time carried across:
 
 - Data: the records of one batch bound for one partition travel as one Kafka record,
-  key ``b"b<partition>"``, value ``encode([[event_time_ms, record], ...])`` (one Kafka
-  record per batch and partition, not per record: the client's cost is per Kafka
-  record). A record's partition is ``crc32(key) % partitions`` of its new key (UTF-8 for
-  a ``str``, ``encode(key)`` otherwise), whatever the producer's partitioner.
+  key ``b"c<partition>"``, value ``encode([[event_time_ms, ...], [record, ...]])``, the
+  event times and the records as two lists of one length (one Kafka record per batch
+  and partition, not per record: the client's cost is per Kafka record; two columns,
+  not a pair per record, so neither side builds or takes apart a list per record).
+  Stage 2 also reads the earlier row format, key ``b"b<partition>"``, value
+  ``encode([[event_time_ms, record], ...])``, which a topic may still hold after an
+  upgrade. A record's partition is ``crc32(key) % partitions`` of its new key (UTF-8
+  for a ``str``, ``encode(key)`` otherwise), whatever the producer's partitioner.
 - A watermark marker: key ``b"w<partition>"`` (it goes to that partition), value
   ``encode({"p": writer, "w": watermark})``, ``{"p": writer, "idle": bool}`` or
   ``{"p": writer, "end": True}``. Every stage-1 task (a *writer*, named by its input
@@ -64,7 +68,12 @@ log = logging.getLogger("connectors.kafka")
 _T = TypeVar("_T")
 
 BATCH = b"b"
+"""The row format of earlier versions: still read, no longer written."""
+COLUMNS = b"c"
 MARK = b"w"
+# str keys whose partition a writer remembers, at most (then it starts again): a dict
+# lookup instead of encoding and hashing the key of every record.
+_PARTITION_CACHE_MAX = 65_536
 _NEG_INF = float("-inf")
 _POS_INF = float("inf")
 
@@ -77,7 +86,7 @@ def repartition_topic_name(flow: str, stage: str) -> str:
 
 def _partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
     """Batches and markers name their partition in their key."""
-    assert key is not None and key[:1] in (BATCH, MARK)
+    assert key is not None and key[:1] in (COLUMNS, MARK, BATCH)
     return int(key[1:])
 
 
@@ -243,6 +252,8 @@ class RepartitionSink(KafkaSink):
         self.repartition = repartition
         self.writer = writer
         self._marked: float = _NEG_INF
+        self._partition_of: dict[str, int] = {}
+        self._cached_for = 0
 
     def __repr__(self) -> str:
         return f"<RepartitionSink {self.topic!r} writer={self.writer!r}>"
@@ -259,16 +270,33 @@ class RepartitionSink(KafkaSink):
         key, encode, n = r.key, r.encode, r.partitions
         if len(timestamps) != len(records):
             timestamps = [0] * len(records)  # no event time upstream, and none needed after
+        cache = self._partition_of
+        if self._cached_for != n:
+            cache.clear()
+            self._cached_for = n
         try:
-            rows: dict[int, list[list[Any]]] = {}
+            columns: dict[int, tuple[list[int], list[Any]]] = {}
             for rec, ts in zip(records, timestamps, strict=True):
-                q = key_partition(key(rec), n, encode)
-                found = rows.get(q)
+                k = key(rec)
+                # Only exact str keys are remembered: other types may be unhashable, or
+                # equal across types (1 == 1.0) while they encode differently.
+                q = cache.get(k) if k.__class__ is str else None
+                if q is None:
+                    q = key_partition(k, n, encode)
+                    if k.__class__ is str:
+                        if len(cache) >= _PARTITION_CACHE_MAX:
+                            cache.clear()
+                        cache[k] = q
+                found = columns.get(q)
                 if found is None:
-                    rows[q] = [[ts, rec]]
+                    columns[q] = ([ts], [rec])
                 else:
-                    found.append([ts, rec])
-            items: list[Item] = [(BATCH + b"%d" % q, encode(batch), None) for q, batch in sorted(rows.items())]
+                    found[0].append(ts)
+                    found[1].append(rec)
+            items: list[Item] = [
+                (COLUMNS + b"%d" % q, encode([stamps, batch]), None)
+                for q, (stamps, batch) in sorted(columns.items())
+            ]
         except Exception as exc:
             raise self._error(
                 f"cannot write a record to the repartition topic: {describe(exc)}; records "
@@ -378,14 +406,20 @@ class RepartitionSource(KafkaSource):
                     elif marker.get("end"):
                         state[0], state[1], state[2] = _POS_INF, False, True
                     continue
-                rows = decode(m.value)
-                stamps = [ts for ts, _ in rows]
+                if m.key[:1] == COLUMNS:
+                    stamps, records = decode(m.value)
+                    if type(stamps) is not list or type(records) is not list or len(stamps) != len(records):
+                        raise ValueError("a batch must be two lists of one length (event times, records)")
+                else:
+                    rows = decode(m.value)
+                    stamps = [ts for ts, _ in rows]
+                    records = [record for _, record in rows]
             except Exception as exc:
                 self.context.bad_record(
                     m.value, exc, f"repartition topic {m.topic} partition {m.partition} offset {m.offset}"
                 )
                 continue
-            out.extend([record for _, record in rows])
+            out.extend(records)
             times.extend(stamps)
 
     async def commit_offsets(self, position: Any) -> None:
