@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from services import TopicFactory
 
 import streamcore as sc
@@ -179,8 +180,10 @@ async def test_records_written_by_the_sink_come_back_with_key_headers_partition_
         assert r.key == r.value["user"]
         assert r.headers == (("n", str(r.value["n"]).encode()), ("origin", b"test"))
         assert before_ms - 1000 <= r.timestamp_ms <= after_ms + 1000
-    # One key, one partition; offsets count up from 0 in each partition, in write order.
+    # One key, one partition, the one aiokafka's partitioner gives it (the sink remembers
+    # it per key); offsets count up from 0 in each partition, in write order.
     assert len({(r.key, r.partition) for r in out}) == 4
+    assert all(r.partition == DefaultPartitioner()(r.key.encode(), [0, 1], [0, 1]) for r in out)
     for p in (0, 1):
         mine = [r for r in out if r.partition == p]
         assert [r.offset for r in mine] == list(range(len(mine)))
