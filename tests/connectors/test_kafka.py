@@ -482,6 +482,31 @@ async def test_records_of_an_open_transaction_are_invisible_to_read_committed_un
     await wait_committed(kafka_bootstrap, topic, list(range(8)))
 
 
+async def test_a_write_after_pre_commit_does_not_wait_for_the_commit_in_progress(
+    kafka_bootstrap: str, kafka_topic_factory: TopicFactory
+) -> None:
+    topic = await kafka_topic_factory()
+    sink = KafkaSink(topic, bootstrap_servers=kafka_bootstrap, exactly_once=True)
+    await sink.restore(None)
+    await sink.open(sink_context(topic))
+    try:
+        await sink.write_batch(list(range(5)))
+        state = await sink.pre_commit(1)
+        # A commit publishing checkpoint 1 holds the sink's lock across its round trips
+        # to the broker; a write meanwhile only joins the buffer and returns at once.
+        async with sink._lock:
+            async with asyncio.timeout(10):
+                await sink.write_batch(list(range(5, 8)))
+        commit = asyncio.ensure_future(sink.commit(1, state))
+        await sink.write_batch([8])  # while that commit runs
+        await commit
+        await wait_committed(kafka_bootstrap, topic, list(range(5)))
+        await sink.commit(2, await sink.pre_commit(2))
+        await wait_committed(kafka_bootstrap, topic, list(range(9)))
+    finally:
+        await sink.close()
+
+
 async def test_restore_after_a_crash_before_commit_publishes_the_transaction_once(
     kafka_bootstrap: str, kafka_topic_factory: TopicFactory
 ) -> None:
