@@ -254,6 +254,13 @@ class RepartitionSink(KafkaSink):
         self._marked: float = _NEG_INF
         self._partition_of: dict[str, int] = {}
         self._cached_for = 0
+        self._held: list[Item] = []
+        """The last batch's items, not handed to the producer yet: the marker of the
+        watermark advance that follows a batch goes with them, one Kafka batch per
+        partition instead of two (each costs a produce request, and a second batch for
+        a partition waits until the sender took the first). Nothing of the topic is
+        visible before the transaction commits, so holding them delays nothing: they are
+        sent with the next marker, the next batch, or first thing in ``pre_commit``."""
 
     def __repr__(self) -> str:
         return f"<RepartitionSink {self.topic!r} writer={self.writer!r}>"
@@ -261,6 +268,7 @@ class RepartitionSink(KafkaSink):
     async def open(self, context: SinkContext) -> None:
         """Start (again): markers of an earlier run may have been aborted with it."""
         self._marked = _NEG_INF
+        self._held = []
         await super().open(context)
 
     async def write_timed(self, records: list[Any], timestamps: list[int]) -> None:
@@ -302,7 +310,30 @@ class RepartitionSink(KafkaSink):
                 f"cannot write a record to the repartition topic: {describe(exc)}; records "
                 "crossing a repartition must be values the state serde can encode"
             ) from exc
+        if not self._held:
+            self._held = items  # sent with the marker that usually follows (see _held)
+            return
+        items, self._held = self._held + items, []
         await self._write_items(items)
+
+    async def pre_commit(self, checkpoint_id: int) -> dict[str, Any] | None:
+        """Send what is held, then seal the transaction (``KafkaSink.pre_commit``)."""
+        await self._write_held()
+        return await super().pre_commit(checkpoint_id)
+
+    async def close(self) -> None:
+        """Send what is held (unless the flow failed), then close as ``KafkaSink`` does."""
+        try:
+            if not self._failed:
+                await self._write_held()
+        finally:
+            self._held = []
+            await super().close()
+
+    async def _write_held(self) -> None:
+        items, self._held = self._held, []
+        if items:
+            await self._write_items(items)
 
     async def on_watermark(self, timestamp_ms: float) -> None:
         """A marker to every partition (after the records it follows)."""
@@ -321,6 +352,7 @@ class RepartitionSink(KafkaSink):
     async def _mark(self, marker: dict[str, Any]) -> None:
         value = self.repartition.encode(marker)
         items: list[Item] = [(MARK + b"%d" % q, value, None) for q in range(self.repartition.partitions)]
+        items, self._held = self._held + items, []
         await self._write_items(items)
 
 

@@ -64,14 +64,16 @@ class CapturingSink(RepartitionSink):
     """Stage 1's sink with what it would hand to the producer kept instead of sent."""
 
     written: list[Item]
+    calls: int
 
     async def _write_items(self, items: list[Item]) -> None:
         self.written.extend(items)
+        self.calls += 1
 
 
 def stage1_sink(source: RepartitionSource) -> CapturingSink:
     sink = CapturingSink(source.repartition, "in:0")
-    sink.written = []
+    sink.written, sink.calls = [], 0
     return sink
 
 
@@ -104,6 +106,25 @@ async def test_a_batch_crosses_as_two_columns_per_partition_and_reads_back_in_or
     assert sum(len(out) for out, _ in read.values()) == 43
 
 
+async def test_a_batch_is_sent_with_the_marker_that_follows_it_or_at_the_checkpoint() -> None:
+    source = stage2_source(["in:0"])
+    sink = stage1_sink(source)
+    records = [{"user": f"u{i}"} for i in range(8)]
+    await sink.write_timed(records, list(range(8)))
+    assert sink.written == []  # held for the marker
+    await sink.on_watermark(5)
+    assert sink.calls == 1  # records and markers handed over together
+    kinds = {q: [k[:1] for k, _, _ in sink.written if _partitioner(k, [0, 1, 2, 3], []) == q] for q in range(4)}
+    assert all(marks[-1:] == [MARK] and MARK not in marks[:-1] for marks in kinds.values())
+    assert sum(len(decode(v)[1]) for k, v, _ in sink.written if k[:1] == COLUMNS) == 8
+    sink.written.clear()
+    await sink.write_timed(records[:2], [6, 7])
+    await sink.on_watermark(5)  # no advance: no marker, the batch stays held
+    assert sink.written == []
+    await sink.pre_commit(1)  # a checkpoint seals nothing without its records
+    assert sum(len(decode(v)[1]) for k, v, _ in sink.written) == 2
+
+
 async def test_keys_that_are_equal_across_types_still_go_by_their_own_encoding() -> None:
     source = stage2_source(["in:0"], key=lambda r: r["k"])
     sink = stage1_sink(source)
@@ -111,6 +132,7 @@ async def test_keys_that_are_equal_across_types_still_go_by_their_own_encoding()
     for k in keys + keys:  # twice: the second time from the cache where there is one
         sink.written.clear()
         await sink.write_timed([{"k": k}], [0])
+        await sink.pre_commit(1)
         [(item_key, _, _)] = sink.written
         assert _partitioner(item_key, [0, 1, 2, 3], []) == key_partition(k, 4, encode)
 
