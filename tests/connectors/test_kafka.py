@@ -109,6 +109,14 @@ def sink_context(flow: str, *, checkpointing: bool = True) -> SinkContext:
     return SinkContext("out", flow, checkpointing=checkpointing)
 
 
+async def opened_exactly_once(bootstrap: str, topic: str) -> KafkaSink:
+    """An exactly-once sink of ``topic`` opened under checkpointing, nothing restored."""
+    sink = KafkaSink(topic, bootstrap_servers=bootstrap, exactly_once=True)
+    await sink.restore(None)
+    await sink.open(sink_context(topic))
+    return sink
+
+
 async def crash(sink: KafkaSink) -> None:
     """Drop the sink's producer as a dying process would: no commit, no abort."""
     producer = sink._producer
@@ -462,9 +470,7 @@ async def test_records_of_an_open_transaction_are_invisible_to_read_committed_un
     kafka_bootstrap: str, kafka_topic_factory: TopicFactory
 ) -> None:
     topic = await kafka_topic_factory()
-    sink = KafkaSink(topic, bootstrap_servers=kafka_bootstrap, exactly_once=True)
-    await sink.restore(None)
-    await sink.open(sink_context(topic))
+    sink = await opened_exactly_once(kafka_bootstrap, topic)
     try:
         await sink.write_batch(list(range(5)))
         state = await sink.pre_commit(1)
@@ -486,12 +492,10 @@ async def test_a_write_after_pre_commit_does_not_wait_for_the_commit_in_progress
     kafka_bootstrap: str, kafka_topic_factory: TopicFactory
 ) -> None:
     topic = await kafka_topic_factory()
-    sink = KafkaSink(topic, bootstrap_servers=kafka_bootstrap, exactly_once=True)
-    await sink.restore(None)
-    await sink.open(sink_context(topic))
+    sink = await opened_exactly_once(kafka_bootstrap, topic)
+    await sink.write_batch(list(range(5)))
+    state = await sink.pre_commit(1)
     try:
-        await sink.write_batch(list(range(5)))
-        state = await sink.pre_commit(1)
         # A commit publishing checkpoint 1 holds the sink's lock across its round trips
         # to the broker; a write meanwhile only joins the buffer and returns at once.
         async with sink._lock:
