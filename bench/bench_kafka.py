@@ -64,6 +64,11 @@ flow (last windows fired, written and flushed or committed). Peak RSS is ``VmHWM
 the job process. Every run's output topic is read back (``read_committed``) and its
 windows, counts and sum are checked against those computed from the input file.
 
+``--rev REV`` also runs every streamcore workload with the engine of revision ``REV``
+(exported with ``git archive``, as ``bench/compare.py`` does) as ``<workload>@rev``, in
+the same shuffled rounds: a change shows as the ratio of the two rows of one run, e.g.
+``--only base,rekey --rev main``.
+
 Both sides read with the same consumer options (``--fetch-bytes`` is
 ``max_partition_fetch_bytes``) and write with ``acks="all"`` and ``linger_ms=5``.
 The table is written to ``bench/results/kafka.md``.
@@ -114,6 +119,7 @@ LABELS = {
     "faust": "Faust (faust-streaming), at least once (memory table + changelog)",
 }
 PEERS = {"quix": "quix_job.py", "faust": "faust_job.py"}
+REV_SUFFIX = "@rev"
 PEERS_DIR = HERE / "peers-kafka"
 PEERS_PYTHON = HERE / ".venv-kafka-peers" / "bin" / "python"
 CHECKPOINT_INTERVAL_S = 1.0
@@ -569,7 +575,10 @@ def collect(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
 def run_workload(
     kind: str, a: argparse.Namespace, ctx: dict[str, Any], env: dict[str, str]
 ) -> dict[str, Any]:
-    """One run of a workload: fresh output topic, job process(es), output check."""
+    """One run of a workload: fresh output topic, job process(es), output check;
+    ``<workload>@rev`` runs it with the engine of ``--rev``."""
+    if kind.endswith(REV_SUFFIX):
+        kind, env = kind[: -len(REV_SUFFIX)], ctx["rev_env"]
     tag = uuid.uuid4().hex[:8]
     topic_out = f"out-{kind}-{tag}"
     asyncio.run(create_topic(ctx["bootstrap"], topic_out, a.partitions))
@@ -657,10 +666,10 @@ def run_workload(
 
 
 def build_table(
-    runs: dict[str, list[dict[str, Any]]], expected: dict[str, Any], n: int
+    runs: dict[str, list[dict[str, Any]]], expected: dict[str, Any], n: int, labels: dict[str, str] = LABELS
 ) -> tuple[list[str], list[str]]:
     return connector_table(
-        runs, expected, n, LABELS, "aiokafka loop", where=lambda r: f" (topic {r['topic_out']})"
+        runs, expected, n, labels, "aiokafka loop", where=lambda r: f" (topic {r['topic_out']})"
     )
 
 
@@ -680,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
     ap.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
+    ap.add_argument("--rev", default=None, help="also run the streamcore workloads on this revision's engine")
     add_run_options(ap, HERE / "results")
     ap.add_argument(
         "--peers-python", type=Path, default=PEERS_PYTHON,
@@ -694,6 +704,17 @@ def main(argv: list[str] | None = None) -> int:
     path = cached_events(a.events, a.seed)
     tmp = Path(tempfile.mkdtemp(prefix="streamcore-bench-kafka-"))
     env, engine = engine_for_jobs(a.engine, tmp / "engine")
+    labels = dict(LABELS)
+    rev_env: dict[str, str] = {}
+    if a.rev:
+        from compare import export_rev
+
+        commit = export_rev(a.rev, tmp / "rev-engine")
+        rev_env = job_env(tmp / "rev-engine")
+        engine += f"; '{REV_SUFFIX}' rows: revision {commit} ({a.rev})"
+        for k in [k for k in kinds if k != "base" and k not in PEERS]:
+            kinds.append(k + REV_SUFFIX)
+            labels[k + REV_SUFFIX] = f"{LABELS[k]}, at {commit}"
     services: list[Service] = []
     peers_info = ""
     if any(k in PEERS for k in kinds):
@@ -725,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
         expected = expected_checksum(path)
         ctx = {
             "bootstrap": bootstrap, "topic_in": topic_in, "n": n, "redis_url": redis_url or "",
-            "max_ts": max_event_ts(path),
+            "max_ts": max_event_ts(path), "rev_env": rev_env,
         }  # fmt: skip
         load_start = Path("/proc/loadavg").read_text().strip()
         print(f"# input {path} ({n:,} events) -> topic {topic_in}, {a.partitions} partitions, "
@@ -742,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         minutes = (time.time() - started) / 60
         load_end = Path("/proc/loadavg").read_text().strip()
-        table, problems = build_table(runs, expected, n)
+        table, problems = build_table(runs, expected, n, labels)
         header = [
             f"streamcore Kafka benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: W2 from topic "
             f"to topic on {n:,} events ({path.name}), {a.partitions} partitions keyed by user, "

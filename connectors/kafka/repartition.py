@@ -7,10 +7,14 @@ the tasks of that topic's partitions (*stage 2*) run the keyed part of the flow.
 Kafka Streams' repartition topic, with event time carried across:
 
 - Data: the records of one batch bound for one partition travel as one Kafka record,
-  key ``b"b<partition>"``, value ``encode([[event_time_ms, record], ...])`` (one Kafka
-  record per batch and partition, not per record: the client's cost is per Kafka
-  record). A record's partition is ``crc32(key) % partitions`` of its new key (UTF-8 for
-  a ``str``, ``encode(key)`` otherwise), whatever the producer's partitioner.
+  key ``b"c<partition>"``, value ``encode([[event_time_ms, ...], [record, ...]])``, the
+  event times and the records as two lists of one length (one Kafka record per batch
+  and partition, not per record: the client's cost is per Kafka record; two columns,
+  not a pair per record, so neither side builds or takes apart a list per record).
+  Stage 2 also reads the earlier row format, key ``b"b<partition>"``, value
+  ``encode([[event_time_ms, record], ...])``, which a topic may still hold after an
+  upgrade. A record's partition is ``crc32(key) % partitions`` of its new key (UTF-8
+  for a ``str``, ``encode(key)`` otherwise), whatever the producer's partitioner.
 - A watermark marker: key ``b"w<partition>"`` (it goes to that partition), value
   ``encode({"p": writer, "w": watermark})``, ``{"p": writer, "idle": bool}`` or
   ``{"p": writer, "end": True}``. Every stage-1 task (a *writer*, named by its input
@@ -64,7 +68,12 @@ log = logging.getLogger("connectors.kafka")
 _T = TypeVar("_T")
 
 BATCH = b"b"
+"""The row format of earlier versions: still read, no longer written."""
+COLUMNS = b"c"
 MARK = b"w"
+# str keys whose partition a writer remembers, at most (then it starts again): a dict
+# lookup instead of encoding and hashing the key of every record.
+_PARTITION_CACHE_MAX = 65_536
 _NEG_INF = float("-inf")
 _POS_INF = float("inf")
 
@@ -77,7 +86,7 @@ def repartition_topic_name(flow: str, stage: str) -> str:
 
 def _partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
     """Batches and markers name their partition in their key."""
-    assert key is not None and key[:1] in (BATCH, MARK)
+    assert key is not None and key[:1] in (COLUMNS, MARK, BATCH)
     return int(key[1:])
 
 
@@ -243,6 +252,15 @@ class RepartitionSink(KafkaSink):
         self.repartition = repartition
         self.writer = writer
         self._marked: float = _NEG_INF
+        self._partition_of: dict[str, int] = {}
+        self._cached_for = 0
+        self._held: list[Item] = []
+        """The last batch's items, not handed to the producer yet: the marker of the
+        watermark advance that follows a batch goes with them, one Kafka batch per
+        partition instead of two (each costs a produce request, and a second batch for
+        a partition waits until the sender took the first). Nothing of the topic is
+        visible before the transaction commits, so holding them delays nothing: they are
+        sent with the next marker, the next batch, or first thing in ``pre_commit``."""
 
     def __repr__(self) -> str:
         return f"<RepartitionSink {self.topic!r} writer={self.writer!r}>"
@@ -250,6 +268,7 @@ class RepartitionSink(KafkaSink):
     async def open(self, context: SinkContext) -> None:
         """Start (again): markers of an earlier run may have been aborted with it."""
         self._marked = _NEG_INF
+        self._held = []
         await super().open(context)
 
     async def write_timed(self, records: list[Any], timestamps: list[int]) -> None:
@@ -259,22 +278,62 @@ class RepartitionSink(KafkaSink):
         key, encode, n = r.key, r.encode, r.partitions
         if len(timestamps) != len(records):
             timestamps = [0] * len(records)  # no event time upstream, and none needed after
+        cache = self._partition_of
+        if self._cached_for != n:
+            cache.clear()
+            self._cached_for = n
         try:
-            rows: dict[int, list[list[Any]]] = {}
+            columns: dict[int, tuple[list[int], list[Any]]] = {}
             for rec, ts in zip(records, timestamps, strict=True):
-                q = key_partition(key(rec), n, encode)
-                found = rows.get(q)
+                k = key(rec)
+                # Only exact str keys are remembered: other types may be unhashable, or
+                # equal across types (1 == 1.0) while they encode differently.
+                q = cache.get(k) if k.__class__ is str else None
+                if q is None:
+                    q = key_partition(k, n, encode)
+                    if k.__class__ is str:
+                        if len(cache) >= _PARTITION_CACHE_MAX:
+                            cache.clear()
+                        cache[k] = q
+                found = columns.get(q)
                 if found is None:
-                    rows[q] = [[ts, rec]]
+                    columns[q] = ([ts], [rec])
                 else:
-                    found.append([ts, rec])
-            items: list[Item] = [(BATCH + b"%d" % q, encode(batch), None) for q, batch in sorted(rows.items())]
+                    found[0].append(ts)
+                    found[1].append(rec)
+            items: list[Item] = [
+                (COLUMNS + b"%d" % q, encode([stamps, batch]), None)
+                for q, (stamps, batch) in sorted(columns.items())
+            ]
         except Exception as exc:
             raise self._error(
                 f"cannot write a record to the repartition topic: {describe(exc)}; records "
                 "crossing a repartition must be values the state serde can encode"
             ) from exc
+        if not self._held:
+            self._held = items  # sent with the marker that usually follows (see _held)
+            return
+        items, self._held = self._held + items, []
         await self._write_items(items)
+
+    async def pre_commit(self, checkpoint_id: int) -> dict[str, Any] | None:
+        """Send what is held, then seal the transaction (``KafkaSink.pre_commit``)."""
+        await self._write_held()
+        return await super().pre_commit(checkpoint_id)
+
+    async def close(self) -> None:
+        """Send what is held (unless the flow failed), then close as ``KafkaSink`` does."""
+        try:
+            if not self._failed:
+                await self._write_held()
+        finally:
+            self._held = []
+            await super().close()
+
+    async def _write_held(self) -> None:
+        items, self._held = self._held, []
+        if items:
+            await self._write_items(items)
 
     async def on_watermark(self, timestamp_ms: float) -> None:
         """A marker to every partition (after the records it follows)."""
@@ -293,6 +352,7 @@ class RepartitionSink(KafkaSink):
     async def _mark(self, marker: dict[str, Any]) -> None:
         value = self.repartition.encode(marker)
         items: list[Item] = [(MARK + b"%d" % q, value, None) for q in range(self.repartition.partitions)]
+        items, self._held = self._held + items, []
         await self._write_items(items)
 
 
@@ -378,14 +438,20 @@ class RepartitionSource(KafkaSource):
                     elif marker.get("end"):
                         state[0], state[1], state[2] = _POS_INF, False, True
                     continue
-                rows = decode(m.value)
-                stamps = [ts for ts, _ in rows]
+                if m.key[:1] == COLUMNS:
+                    stamps, records = decode(m.value)
+                    if type(stamps) is not list or type(records) is not list or len(stamps) != len(records):
+                        raise ValueError("a batch must be two lists of one length (event times, records)")
+                else:
+                    rows = decode(m.value)
+                    stamps = [ts for ts, _ in rows]
+                    records = [record for _, record in rows]
             except Exception as exc:
                 self.context.bad_record(
                     m.value, exc, f"repartition topic {m.topic} partition {m.partition} offset {m.offset}"
                 )
                 continue
-            out.extend([record for _, record in rows])
+            out.extend(records)
             times.extend(stamps)
 
     async def commit_offsets(self, position: Any) -> None:

@@ -20,7 +20,7 @@ it is a two-phase commit against the checkpoint protocol:
 3. Kafka allows one open transaction per transactional id: records written after
    ``pre_commit(n)`` and before ``commit(n)`` go to a journal only (``_buffer``), as do
    groups sealed meanwhile; they are read back and sent once ``commit(n)`` starts the
-   next transaction.
+   next transaction. Such a write does not wait for a commit in progress.
 4. ``commit(n)`` publishes every sealed group of a checkpoint up to ``n`` in the open
    transaction (sending those not sent yet), commits the *marker* (the sequence number
    of the last group, as an offset of the consumer group ``marker_group``) in the same
@@ -83,6 +83,8 @@ _MARKER_BUDGET_S = 60.0
 # before its marker can be read (the broker materialises transactional offsets after
 # writing the commit markers); restore looks again after this long before sending twice.
 _MARKER_SETTLE_S = 0.5
+# Keys whose partition a sink remembers, at most (then it starts again).
+_BY_KEY_MAX = 65_536
 
 
 def _unwinding() -> bool:
@@ -184,6 +186,10 @@ class KafkaSink(Sink):
         self._parked = False
         self._unacked: list[asyncio.Future[Any]] = []
         """Checkpointing: deliveries of the open transaction not awaited yet (see _send)."""
+        # aiokafka's default partitioner hashes a key (murmur2, in Python) to the same
+        # partition every time for one list of partitions: remember it per key instead.
+        self._by_key: dict[bytes, int] | None = {} if type(self._partitioner) is DefaultPartitioner else None
+        self._by_key_for: list[int] = []
 
     def for_task(self, task: str) -> KafkaSink:
         """A sink of its own for one partition task of a scaled-out flow: a transactional
@@ -383,6 +389,14 @@ class KafkaSink(Sink):
         """Send serialised items the way ``write_batch`` does (see there)."""
         if not items:
             return
+        if self._checkpointing and self._groups:
+            # Step 3 without waiting for the lock, which a commit publishing the sealed
+            # groups holds across its round trips to the broker. These items only join
+            # the buffer: the commit tests the groups and takes the buffer with no await
+            # in between, and nothing runs between this test and the append either.
+            self._usable()
+            self._buffer.append(items)
+            return
         async with self._lock:
             self._usable()
             if self._checkpointing:
@@ -432,17 +446,27 @@ class KafkaSink(Sink):
         Nothing of an exactly-once transaction is visible before its commit, so waiting
         for each write's acknowledgement there only adds a linger and a round trip to
         every batch; the accumulator still bounds what is handed over (one batch per
-        partition waiting to be drained)."""
+        partition waiting to be drained). aiokafka's default partitioner gives a key the
+        same partition every time for one list of partitions, so its choice is remembered
+        per key (``_by_key``, emptied when the partitions change or it grows large)."""
         producer = self._usable()
         if self.exactly_once and not self._txn_open:
             await self._begin(producer)
         futures: list[asyncio.Future[Any]] = []
-        topic, choose = self.topic, self._partitioner
+        topic, choose, by_key = self.topic, self._partitioner, self._by_key
         try:
             partitions = sorted(await producer.partitions_for(topic))
+            if by_key is not None and (partitions != self._by_key_for or len(by_key) >= _BY_KEY_MAX):
+                by_key.clear()
+                self._by_key_for = partitions
             batches: dict[int, Any] = {}
             for key, value, headers in items:
-                partition = choose(key, partitions, partitions)
+                if key is None or by_key is None:
+                    partition = choose(key, partitions, partitions)
+                else:
+                    partition = by_key.get(key, -1)
+                    if partition < 0:
+                        partition = by_key[key] = choose(key, partitions, partitions)
                 batch = batches.get(partition)
                 if batch is None:
                     batch = batches[partition] = producer.create_batch()

@@ -39,6 +39,7 @@ from connectors.kafka._client import Connection, start_with_retry, stop_quietly
 from connectors.kafka._errors import describe, retry
 from connectors.kafka._formats import key_decoder, value_decoder
 from connectors.kafka._record import KafkaRecord, parse_partition_id, partition_id
+from streamcore import exact_json
 from streamcore.errors import ConfigurationError, SourceConnectorError, SourceError
 from streamcore.io import Source, SourceContext
 
@@ -340,6 +341,8 @@ class KafkaSource(Source):
 
     def _decode(self, messages: list[Any], out: list[Any]) -> None:
         decode_value, decode_key = self._decode_value, self._decode_key
+        if decode_value is exact_json.loads:
+            decode_value = exact_json.loads_for([m.value for m in messages if m.value is not None])
         append = out.append
         for m in messages:
             try:

@@ -281,15 +281,14 @@ class PaneWindowStep(_WindowStepBase):
                     entries.setdefault(k, []).append([s, acc, place])
         else:
             assert self._dirty is not None
+            # Each pane's places once per snapshot, not once per dirty key and pane.
+            kept = [(s, panes[s], self._place(s, panes[s])) for s in starts]
+            stored = self._stored
             for k in self._dirty:
-                held = []
-                for s in starts:
-                    pane = panes[s]
-                    if k in pane:
-                        held.append([s, pane[k], self._place(s, pane)[k]])
+                held = [[s, pane[k], places[k]] for s, pane, places in kept if k in pane]
                 if held:
                     entries[k] = held
-                elif k in self._stored:
+                elif k in stored:
                     deleted.append(k)  # a key never stored needs no tombstone
         self._remember_stored(entries, deleted, full)
         return StepSnapshot(self._meta(), entries, deleted, full)
