@@ -38,8 +38,11 @@ only when a checkpoint commits, so latency would be bounded below by the 1 s int
 Reported per ``--interval`` (30 s): events/s produced, windows received, RSS, CPU,
 latency p50/p99; and over the run after the warm-up: RSS growth = (max RSS after the
 warm-up - RSS at its end) / RSS at its end, latency p50/p99. Targets: RSS growth < 5%,
-p99 latency < 100 ms. The table and summary go to ``bench/results/soak.md``, the plot to
-``bench/results/soak.png`` (needs matplotlib: ``pip install -e '.[bench]'``).
+p99 latency < 100 ms; beside the growth, the least-squares slope of RSS after the
+warm-up in MiB per 10 minutes. The table and summary go to ``bench/results/NAME.md``,
+the plot to ``bench/results/NAME.png`` (``--results-name NAME``, default ``soak``, so
+that repeated runs keep their own files; the plot needs matplotlib:
+``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
@@ -763,6 +766,7 @@ def summarize(data: SoakData, a: argparse.Namespace) -> dict[str, Any]:
         "growth": growth,
         "rss_warm_max": max((s.rss_mib for s in warm), default=math.nan),
         "slope_mib_per_min": slope,
+        "slope_mib_per_10min": 10 * slope,
         "late_slope_mib_per_min": late_slope,
         "p50": percentile(lat, 0.50),
         "p90": percentile(lat, 0.90),
@@ -819,7 +823,9 @@ def build_markdown(
         f"- RSS: {_f(s['rss_warm'], '.1f')} MiB at the end of the warm-up, max "
         f"{_f(s['rss_max'], '.1f')} MiB after it, {_f(s['rss_end'], '.1f')} MiB at the end; growth "
         f"{_f(100 * s['growth'], '.2f')}% (target < {100 * RSS_GROWTH_TARGET:.0f}%: "
-        f"**{verdict[s['rss_pass']]}**). For reading it: max during the warm-up "
+        f"**{verdict[s['rss_pass']]}**); slope after the warm-up "
+        f"{_f(s['slope_mib_per_10min'], '+.2f')} MiB per 10 min. For reading it: max during "
+        f"the warm-up "
         f"{_f(s['rss_warm_max'], '.1f')} MiB; least-squares slope after the warm-up "
         f"{_f(s['slope_mib_per_min'], '+.3f')} MiB/min, over its second half "
         f"{_f(s['late_slope_mib_per_min'], '+.3f')} MiB/min.",
@@ -994,6 +1000,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
     ap.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
+    ap.add_argument(
+        "--results-name",
+        default="soak",
+        help="results file stem: NAME.md and NAME.png in --results-dir (default soak)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the raw series here")
     ap.add_argument("--engine", choices=("snapshot", "live"), default="snapshot")
     a = ap.parse_args(argv)
@@ -1063,7 +1074,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         md = build_markdown(a, header, rows, s, data, probe_line, rate)
         a.results_dir.mkdir(parents=True, exist_ok=True)
-        md_path, png_path = a.results_dir / "soak.md", a.results_dir / "soak.png"
+        md_path = a.results_dir / f"{a.results_name}.md"
+        png_path = a.results_dir / f"{a.results_name}.png"
         md_path.write_text(md)
         why = plot(png_path, data, a)
         if a.json is not None:
