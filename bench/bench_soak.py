@@ -43,6 +43,15 @@ warm-up in MiB per 10 minutes. The table and summary go to ``bench/results/NAME.
 the plot to ``bench/results/NAME.png`` (``--results-name NAME``, default ``soak``, so
 that repeated runs keep their own files; the plot needs matplotlib:
 ``pip install -e '.[bench]'``).
+
+What grows: ``--tracemalloc-every S`` makes the daemon trace its allocations and dump a
+snapshot every ``S`` s (``soak_job.trace_allocations``, through ``SOAK_TRACEMALLOC_*``
+environment variables, so the engine knows nothing of it); after the run the snapshots
+are compared (``soak_tracemalloc.py``: the first against the end of the warm-up, the
+end of the warm-up and the ones after it against the last) and the top allocation sites
+by growth, file:line with bytes and blocks, are appended to the results file, each
+marked bounded or growing. Tracing slows the daemon: make it a run of its own, at a
+lower ``--rate`` if it cannot keep up.
 """
 
 from __future__ import annotations
@@ -569,6 +578,12 @@ async def soak(
         env, SOAK_BOOTSTRAP=bootstrap, SOAK_TOPIC_IN=topic_in, SOAK_TOPIC_OUT=topic_out,
         SOAK_GROUP=f"soak-{tag}", SOAK_FLOW=f"soak-{tag}",
     )  # fmt: skip
+    if a.tracemalloc_every is not None:
+        job_env_.update(
+            SOAK_TRACEMALLOC_EVERY=str(a.tracemalloc_every),
+            SOAK_TRACEMALLOC_DIR=str(a.tracemalloc_dir),
+            SOAK_TRACEMALLOC_FRAMES=str(a.tracemalloc_frames),
+        )
     data = SoakData()
     stop = asyncio.Event()
     # Every loop below also stops by itself at this deadline.
@@ -1007,6 +1022,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", type=Path, default=None, help="also write the raw series here")
     ap.add_argument("--engine", choices=("snapshot", "live"), default="snapshot")
+    ap.add_argument(
+        "--tracemalloc-every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the daemon traces allocations and dumps a snapshot this often; the results "
+        "gain what grew where (slows the daemon: a run of its own, at a lower --rate)",
+    )
+    ap.add_argument(
+        "--tracemalloc-dir",
+        type=Path,
+        default=None,
+        help="keep the snapshots here (default: a temporary folder, removed at the end)",
+    )
+    ap.add_argument("--tracemalloc-frames", type=int, default=1, help="frames per trace")
+    ap.add_argument("--tracemalloc-top", type=int, default=15, help="sites per table")
     a = ap.parse_args(argv)
     if a.warmup >= a.duration:
         ap.error("--warmup must be shorter than --duration")
@@ -1016,6 +1047,8 @@ def main(argv: list[str] | None = None) -> int:
     services: list[Service] = []
     pids: dict[str, int | None] = {}
     log_path = tmp / "daemon.log"
+    if a.tracemalloc_every is not None and a.tracemalloc_dir is None:
+        a.tracemalloc_dir = tmp / "tracemalloc"
     try:
         if a.bootstrap is None:
             kafka = Service("kafka.sh", "KAFKA_BOOTSTRAP", tmp)
@@ -1072,7 +1105,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{load_end}.",
             f"Engine: {engine}. Kafka: {broker}. Redis: {redis_where}.",
         ]
+        if a.tracemalloc_every is not None:
+            header.append(
+                f"The daemon traced its allocations with tracemalloc (snapshot every "
+                f"{a.tracemalloc_every:g} s), which slows it: figures below are for this "
+                f"run only, and its section at the end says what grew."
+            )
         md = build_markdown(a, header, rows, s, data, probe_line, rate)
+        if a.tracemalloc_every is not None:
+            from soak_tracemalloc import load, report
+
+            points = load(a.tracemalloc_dir, data.t0 or 0.0)
+            md += "\n" + report(
+                points, a.warmup, a.tracemalloc_every, a.tracemalloc_frames, a.tracemalloc_top
+            )
         a.results_dir.mkdir(parents=True, exist_ok=True)
         md_path = a.results_dir / f"{a.results_name}.md"
         png_path = a.results_dir / f"{a.results_name}.png"
