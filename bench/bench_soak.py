@@ -80,7 +80,7 @@ from typing import Any, ClassVar
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import RESULT_PREFIX, parse_result, peak_rss_kib  # noqa: E402
+from _common import RESULT_PREFIX, parse_result, peak_rss_kib, pid_from  # noqa: E402
 from bench_kafka import ROOT, Service, create_topic, engine_for_jobs, stop_services  # noqa: E402
 from soak_job import OUT_OF_ORDER_MS, WINDOW_MS  # noqa: E402
 
@@ -394,13 +394,6 @@ class CpuMeter:
         t, c = self.last
         self.last = (now, cpu)
         return 100.0 * (cpu - c) / max(now - t, 1e-9)
-
-
-def _pid_from(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def _http_get(url: str, timeout: float) -> tuple[int, str]:
@@ -1054,7 +1047,7 @@ def main(argv: list[str] | None = None) -> int:
             kafka = Service("kafka.sh", "KAFKA_BOOTSTRAP", tmp)
             services.append(kafka)
             bootstrap = kafka.start()
-            pids["broker"] = _pid_from(kafka.dir / "kafka.pid")
+            pids["broker"] = pid_from(kafka.dir / "kafka.pid")
             broker = f"private broker at {bootstrap} (scripts/kafka.sh, KRaft, 1 node)"
         else:
             bootstrap, broker = a.bootstrap, f"broker at {a.bootstrap} (given)"
@@ -1062,7 +1055,7 @@ def main(argv: list[str] | None = None) -> int:
             redis = Service("redis.sh", "REDIS_URL", tmp)
             services.append(redis)
             redis_url = redis.start()
-            pids["redis"] = _pid_from(redis.dir / "redis.pid")
+            pids["redis"] = pid_from(redis.dir / "redis.pid")
             redis_where = f"private redis-server at {redis_url} (scripts/redis.sh)"
         else:
             redis_url, redis_where = a.redis_url, f"Redis at {a.redis_url} (given)"
