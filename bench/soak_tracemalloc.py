@@ -9,8 +9,8 @@ markdown section of the results file:
 * the allocation sites (file:line) that grew most from the first snapshot to the end of
   the warm-up (the first minutes), with what each added after it;
 * the sites that grew most from the end of the warm-up to the last snapshot, with their
-  size at evenly spaced snapshots in between, and whether each still grew in the second
-  half of that span (growing) or had stopped (bounded).
+  size at evenly spaced snapshots in between, and whether each still rose to new highs
+  in the second half of that span (growing) or not (bounded).
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ _IGNORED = (
 )
 # Up to and including these folders a file's path says nothing about what it is.
 _PATH_PREFIX = re.compile(r"^.*?/(site-packages|lib/python3\.\d+|engine)/")
-# A site's growth in the second half of the span, over its whole growth, above which the
-# site counts as still growing: a steady leak puts half of it there, a site that filled up
-# early next to none.
+# How far a site's highest size in the second half of the span must rise above its
+# highest in the first half, as a share of its growth, for the site to count as still
+# growing: a steady leak rises by half of its growth, a buffer that filled up early and
+# since goes up and down does not rise at all. Comparing highs, not the last snapshot,
+# keeps a buffer that happens to be full at the end from looking like a leak.
 GROWING_SHARE = 0.25
-# Below this (bytes) a site's growth in the second half is noise, whatever its share.
-NOISE_BYTES = 16 * 1024
+# Below this (bytes) a rise is noise, whatever its share.
+NOISE_BYTES = 64 * 1024
 
 
 Site = tuple[str, int]
@@ -84,8 +86,10 @@ def load(directory: Path, t0: float) -> list[Point]:
 def short(site: Site) -> str:
     """``file:line`` without the folders every path shares."""
     name = _PATH_PREFIX.sub("", site[0])
-    if "/bench/" in name:
-        name = "bench/" + name.rsplit("/bench/", 1)[1]
+    for folder in ("bench", "streamcore", "connectors"):
+        if f"/{folder}/" in name:
+            name = folder + "/" + name.rsplit(f"/{folder}/", 1)[1]
+            break
     return f"{name}:{site[1]}"
 
 
@@ -123,7 +127,8 @@ def report(points: list[Point], warmup: float, every: float, frames: int, top: i
     before = [p for p in points if p.t <= warmup]
     warm = before[-1] if before else points[1]
     after = [p for p in points if p.t >= warm.t]
-    mid = after[len(after) // 2]
+    half = len(after) // 2
+    mid = after[half]
     lines = [
         "## tracemalloc",
         "",
@@ -162,18 +167,22 @@ def report(points: list[Point], warmup: float, every: float, frames: int, top: i
     lines += [
         "",
         f"Top {top} sites by growth after the warm-up (t = {warm.t:.0f} s to {last.t:.0f} s), "
-        f"KiB at evenly spaced snapshots; *growing* when the second half (from t = "
-        f"{mid.t:.0f} s) added more than {GROWING_SHARE:.0%} of the site's growth and more "
-        f"than {NOISE_BYTES // 1024} KiB, else *bounded*:",
+        f"KiB at evenly spaced snapshots; *growing* when its highest size in the second half "
+        f"(from t = {mid.t:.0f} s) rose above its highest before by more than "
+        f"{GROWING_SHARE:.0%} of its growth and more than {NOISE_BYTES // 1024} KiB, else "
+        f"*bounded*:",
         "",
         "| site | KiB added | blocks added | "
         + " | ".join(f"KiB at {p.t:.0f} s" for p in cols)
-        + " | second half KiB | |",
+        + " | rise of the high, 2nd half (KiB) | |",
         "|---|---:|---:|" + "---:|" * len(cols) + "---:|---|",
     ]
     for site, size, count in [g for g in _growth(warm, last) if g[1] > 0][:top]:
-        late = last.at(site)[0] - mid.at(site)[0]
-        growing = size > 0 and late > GROWING_SHARE * size and late > NOISE_BYTES
+        highs = [
+            max((p.at(site)[0] for p in part), default=0) for part in (after[:half], after[half:])
+        ]
+        late = highs[1] - highs[0]
+        growing = late > GROWING_SHARE * size and late > NOISE_BYTES
         series = " | ".join(f"{p.at(site)[0] / 1024:,.0f}" for p in cols)
         lines.append(
             f"| `{short(site)}` | {_kib(size)} | {count:+,} | {series} | {_kib(late)} | "
