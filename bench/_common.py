@@ -77,20 +77,41 @@ def identity(x: Any) -> Any:
     return x
 
 
-def peak_rss_kib() -> int:
-    """This process's peak resident set (``VmHWM``), read from inside the process.
+def peak_rss_kib(pid: int | None = None) -> int:
+    """This process's peak resident set (``VmHWM``), read from inside the process, or
+    process ``pid``'s so far; -1 when unknown.
 
     The parent's memory cannot leak into it, unlike ``wait4``'s ``ru_maxrss``, which on
     Linux starts from the parent's RSS at fork.
     """
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{'self' if pid is None else pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
     except OSError:
         pass
     return -1
+
+
+def pid_from(path: Path) -> int | None:
+    """The process id written in ``path`` (a service's pid file); None without one."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_seconds_of(pid: int | None) -> float:
+    """CPU time (user + system) process ``pid`` used so far; 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        # Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def w1_checksum(count: int, total: float) -> dict[str, Any]:

@@ -37,6 +37,13 @@ Workloads (each run a fresh process; the order is shuffled per round with a fixe
   As for ``group2``, each process waits until it holds its share before reading and
   stays in the group until every process reached the end, so no rebalance falls inside
   the timed span (the rebalance when the second process joins comes before it).
+* ``workers1`` / ``workers2``: the ``alo`` flow run by the real CLI,
+  ``python -m streamcore run bench/kafka_workers_job.py:flow --workers N``, until it
+  exits by itself at the end of the input; each worker waits for its share of the
+  partitions and stays in the group until all reached the end, as in ``group2``. Peak
+  RSS is the sum over the workers (the parent of ``--workers 2`` is reported apart).
+  With ``base`` in the same run: 1 against 2 workers, each as a ratio to the aiokafka
+  loop. Not in the default set.
 * ``rekey``: ``eo`` with a ``key_by`` that is not ``prepartitioned``, so the records go
   through a repartition topic (stage 1 writes it in transactions, stage 2 reads it
   ``read_committed``): what the repartition costs. Not in the default set.
@@ -71,7 +78,9 @@ the same shuffled rounds: a change shows as the ratio of the two rows of one run
 
 Both sides read with the same consumer options (``--fetch-bytes`` is
 ``max_partition_fetch_bytes``) and write with ``acks="all"`` and ``linger_ms=5``.
-The table is written to ``bench/results/kafka.md``.
+The table is written to ``bench/results/kafka.md`` (``--results-name`` another file
+there), followed by a CPU table: each job process's CPU time and peak RSS and the
+broker's CPU time over the run (from ``/proc``), to show what bounds a row.
 """
 
 from __future__ import annotations
@@ -83,6 +92,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,8 +107,11 @@ sys.path.insert(0, str(HERE))
 from _common import (  # noqa: E402
     OUT_OF_ORDER_MS,
     TUMBLE_MS,
+    cpu_seconds_of,
     job_env,
     parse_result,
+    peak_rss_kib,
+    pid_from,
     sum_units,
     window_checksum,
 )
@@ -115,11 +128,16 @@ LABELS = {
     "group2": "streamcore, at least once, 2 processes in one group",
     "eo2": "streamcore, exactly once + Redis checkpoints 1 s, 2 processes in one group",
     "rekey": "streamcore, exactly once, key_by through a repartition topic",
+    "workers1": "streamcore, at least once, `streamcore run --workers 1`",
+    "workers2": "streamcore, at least once, `streamcore run --workers 2`",
     "quix": "Quix Streams, at least once (RocksDB state + changelog)",
     "faust": "Faust (faust-streaming), at least once (memory table + changelog)",
 }
 PEERS = {"quix": "quix_job.py", "faust": "faust_job.py"}
 REV_SUFFIX = "@rev"
+# The rows run through the CLI, and how many workers each asks for.
+WORKERS = {"workers1": 1, "workers2": 2}
+WORKERS_TARGET = f"{HERE / 'kafka_workers_job.py'}:flow"
 PEERS_DIR = HERE / "peers-kafka"
 PEERS_PYTHON = HERE / ".venv-kafka-peers" / "bin" / "python"
 CHECKPOINT_INTERVAL_S = 1.0
@@ -279,12 +297,12 @@ def _timed_source(a: argparse.Namespace) -> Any:
     return source
 
 
-async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
+def build_w2_flow(a: argparse.Namespace, source: Any) -> Any:
+    """The streamcore W2 flow from ``source`` to ``a.topic_out`` (a ``Dataflow``)."""
     import streamcore as sc
     from connectors.kafka import KafkaSink
 
     flow = sc.Dataflow(a.flow)
-    source = _timed_source(a)
     (
         flow.source(
             source,
@@ -311,6 +329,12 @@ async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
             )
         )
     )
+    return flow
+
+
+async def job_streamcore(a: argparse.Namespace) -> dict[str, Any]:
+    source = _timed_source(a)
+    flow = build_w2_flow(a, source)
     done = await run_flow_timed(flow, a.exactly_once, a.redis_url, a.key_prefix, CHECKPOINT_INTERVAL_S)
     return {**source.stats, "done": done}
 
@@ -572,6 +596,68 @@ def collect(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     return parse_result(out, err, proc.returncode)
 
 
+def run_cli_workers(
+    kind: str, a: argparse.Namespace, ctx: dict[str, Any], env: dict[str, str],
+    topic_out: str, flow: str, tag: str,
+) -> dict[str, Any]:  # fmt: skip
+    """One run of W2 through the CLI: ``python -m streamcore run
+    kafka_workers_job.py:flow --workers N``, until it exits by itself (every worker's
+    source reached the end). Each worker waits for its share of the partitions before
+    reading and stays in the group until all reached the end, as in ``group2``, so no
+    rebalance falls inside the timed span. Peak RSS is the workers' sum; the parent
+    (``--workers 2``; with ``--workers 1`` the one process is the worker) is noted apart."""
+    n = WORKERS[kind]
+    work = Path(tempfile.mkdtemp(prefix=f"bench-kafka-{kind}-"))
+    peers = work / "peers"
+    peers.mkdir()
+    settings = {
+        "bootstrap": ctx["bootstrap"], "topic_in": ctx["topic_in"], "topic_out": topic_out,
+        "fetch_bytes": a.fetch_bytes, "flow": flow, "group": f"g-{tag}",
+        "share": a.partitions // n, "peers_dir": str(peers), "peers": n,
+    }  # fmt: skip
+    job_env_ = dict(
+        env, BENCH_KAFKA_JOB=json.dumps(settings), BENCH_KAFKA_RESULT_DIR=str(work)
+    )
+    cmd = [
+        sys.executable, "-m", "streamcore", "run", WORKERS_TARGET, "--workers", str(n),
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+    log_path = work / "cli.log"
+    parent_rss = 0
+    code: int | None = None
+    started = time.perf_counter()
+    broker_cpu0 = cpu_seconds_of(ctx.get("broker_pid"))
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd, env=job_env_, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + a.timeout
+        while code is None and time.monotonic() < deadline:
+            try:
+                code = proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                # The parent's VmHWM while it lives: gone from /proc once it exits.
+                parent_rss = max(parent_rss, peak_rss_kib(proc.pid))
+        if code is None:
+            proc.kill()
+            proc.wait()
+    wall = time.perf_counter() - started
+    broker_cpu = cpu_seconds_of(ctx.get("broker_pid")) - broker_cpu0
+    tail = log_path.read_text(errors="replace")[-2000:]
+    results = [json.loads(p.read_text()) for p in sorted(work.glob("result-*.json"))]
+    shutil.rmtree(work, ignore_errors=True)
+    if code is None:
+        return {"error": f"timed out after {a.timeout:g} s: {tail}", "wall": wall}
+    if code != 0:
+        return {"error": f"the CLI exited with status {code}: {tail}", "wall": wall}
+    if len(results) != n:
+        return {"error": f"{len(results)} of {n} workers wrote a result: {tail}", "wall": wall}
+    run = summarize_run(results, ctx, topic_out, wall, broker_cpu, rss_sum=True)
+    if n > 1:
+        run["parent_peak_rss_kib"] = parent_rss
+    return run
+
+
 def run_workload(
     kind: str, a: argparse.Namespace, ctx: dict[str, Any], env: dict[str, str]
 ) -> dict[str, Any]:
@@ -599,6 +685,8 @@ def run_workload(
             last_start = ctx["max_ts"] - ctx["max_ts"] % TUMBLE_MS
             peer += ["--marker-ts", str(last_start + TUMBLE_MS + OUT_OF_ORDER_MS)]
         procs = [spawn(peer, env, [str(a.peers_python), str(PEERS_DIR / PEERS[kind])])]
+    elif kind in WORKERS:
+        return run_cli_workers(kind, a, ctx, env, topic_out, flow, tag)
     elif kind == "base":
         procs = [spawn(["base", *common], env)]
     elif kind == "alo":
@@ -632,12 +720,29 @@ def run_workload(
             for _ in range(n_procs)
         ]  # fmt: skip
     started = time.perf_counter()
+    broker_cpu0 = cpu_seconds_of(ctx.get("broker_pid"))
     results = [collect(p, a.timeout) for p in procs]
     wall = time.perf_counter() - started
+    broker_cpu = cpu_seconds_of(ctx.get("broker_pid")) - broker_cpu0
     if kind in ("group2", "eo2"):
         shutil.rmtree(peers, ignore_errors=True)
     if state_dir is not None:
         shutil.rmtree(state_dir, ignore_errors=True)
+    return summarize_run(results, ctx, topic_out, wall, broker_cpu)
+
+
+def summarize_run(
+    results: list[dict[str, Any]],
+    ctx: dict[str, Any],
+    topic_out: str,
+    wall: float,
+    broker_cpu: float,
+    *,
+    rss_sum: bool = False,
+) -> dict[str, Any]:
+    """One run from its processes' results: events/s over the span from the earliest
+    first record to the latest end, peak RSS (the largest process's, or with ``rss_sum``
+    the processes' sum), CPU, and the output read back and checksummed."""
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         return {"error": " | ".join(errors), "wall": wall}
@@ -652,9 +757,12 @@ def run_workload(
         "seconds": end - first,
         "events_per_s": ctx["n"] / (end - first),
         "done_s": done - first,
-        "peak_rss_kib": max(r["peak_rss_kib"] for r in results),
+        "peak_rss_kib": (sum if rss_sum else max)(r["peak_rss_kib"] for r in results),
         "cpu_seconds": sum(r["cpu_seconds"] for r in results),
         "per_process_read": [r["read"] for r in results],
+        "per_process_cpu_seconds": [r["cpu_seconds"] for r in results],
+        "per_process_rss_kib": [r["peak_rss_kib"] for r in results],
+        "broker_cpu_seconds": round(broker_cpu, 3),
         "wall": wall,
         "topic_out": topic_out,
     }
@@ -663,6 +771,36 @@ def run_workload(
     except Exception as exc:
         return {"error": f"reading the output back failed: {exc!r}", "wall": wall}
     return run
+
+
+def cpu_table(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Where the CPU went, per workload (medians over its runs): each job process's CPU
+    time and peak RSS, and the broker's CPU time, over the run's wall time (process start
+    to exit), so that what bounds a row shows (a process at 100% of a core, or the broker)."""
+    lines = [
+        "| workload | wall s | CPU s per job process (% of a core over the wall) | "
+        "broker CPU s (% of a core) | peak RSS MiB per job process | parent RSS MiB |",
+        "|---|---:|---|---:|---|---:|",
+    ]
+    for kind, kind_runs in runs.items():
+        ok = [r for r in kind_runs if "error" not in r]
+        if not ok:
+            continue
+        wall = statistics.median(r["wall"] for r in ok)
+        procs = len(ok[0]["per_process_cpu_seconds"])
+        cpu = [statistics.median(sorted(r["per_process_cpu_seconds"])[i] for r in ok) for i in range(procs)]
+        rss = [statistics.median(sorted(r["per_process_rss_kib"])[i] for r in ok) / 1024 for i in range(procs)]
+        broker = statistics.median(r["broker_cpu_seconds"] for r in ok)
+        parent = [r["parent_peak_rss_kib"] / 1024 for r in ok if "parent_peak_rss_kib" in r]
+        parent_cell = f"{statistics.median(parent):.0f}" if parent else "-"
+        lines.append(
+            f"| {LABELS[kind]} | {wall:.2f} | "
+            + ", ".join(f"{c:.2f} ({100 * c / wall:.0f}%)" for c in cpu)
+            + f" | {broker:.2f} ({100 * broker / wall:.0f}%) | "
+            + ", ".join(f"{m:.0f}" for m in rss)
+            + f" | {parent_cell} |"
+        )
+    return lines
 
 
 def build_table(
@@ -691,6 +829,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
     ap.add_argument("--rev", default=None, help="also run the streamcore workloads on this revision's engine")
     add_run_options(ap, HERE / "results")
+    ap.add_argument(
+        "--results-name", default="kafka.md", help="the results file in --results-dir"
+    )
     ap.add_argument(
         "--peers-python", type=Path, default=PEERS_PYTHON,
         help="interpreter of the quix and faust jobs (default: the venv of peers-kafka/setup.sh)",
@@ -729,9 +870,11 @@ def main(argv: list[str] | None = None) -> int:
             kafka = Service("kafka.sh", "KAFKA_BOOTSTRAP", tmp)
             services.append(kafka)
             bootstrap = kafka.start()
+            broker_pid = pid_from(kafka.dir / "kafka.pid")
             broker = f"private broker at {bootstrap} (scripts/kafka.sh, KRaft, 1 node), stopped at the end"
         else:
             bootstrap, broker = a.bootstrap, f"broker at {a.bootstrap} (given)"
+            broker_pid = None
         redis_url, redis_where = a.redis_url, f"Redis at {a.redis_url} (given)"
         if redis_url is None and {"eo", "eo2", "rekey"} & set(kinds):
             redis = Service("redis.sh", "REDIS_URL", tmp)
@@ -746,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
         expected = expected_checksum(path)
         ctx = {
             "bootstrap": bootstrap, "topic_in": topic_in, "n": n, "redis_url": redis_url or "",
-            "max_ts": max_event_ts(path), "rev_env": rev_env,
+            "max_ts": max_event_ts(path), "rev_env": rev_env, "broker_pid": broker_pid,
         }  # fmt: skip
         load_start = Path("/proc/loadavg").read_text().strip()
         print(f"# input {path} ({n:,} events) -> topic {topic_in}, {a.partitions} partitions, "
@@ -798,8 +941,25 @@ def main(argv: list[str] | None = None) -> int:
                 "by the largest ts of its own partition minus 2 s (the aiokafka loop: the minimum",
                 "over partitions); same output on this input, which has no late record.",
             ]
-        write_report([*header, "", *table, *notes], problems, a.results_dir, "kafka.md", a.json,
-                     {"expected": expected, "runs": runs})
+        if any(k in WORKERS for k in kinds):
+            notes += [
+                "`streamcore run --workers N`: the same W2 flow and timed source as the at least",
+                "once rows, run by `python -m streamcore run bench/kafka_workers_job.py:flow",
+                "--workers N` until it exits by itself; each worker waits for its share of the",
+                "partitions before reading and stays in the group until all reached the end (as",
+                "group2). Peak RSS: the sum over the workers (the parent of --workers 2, which runs",
+                "no flow, is in the CPU table below; with --workers 1 the one process is the",
+                "worker); CPU: the sum over the workers.",
+            ]
+        notes += [
+            "",
+            "CPU per process (medians over the runs; the broker's measured from /proc over each",
+            "run; one job process per column entry, sorted):",
+            "",
+            *cpu_table(runs),
+        ]
+        write_report([*header, "", *table, *notes], problems, a.results_dir, a.results_name,
+                     a.json, {"expected": expected, "runs": runs})
         return 1 if problems else 0
     finally:
         stop_services(services, tmp)

@@ -38,8 +38,20 @@ only when a checkpoint commits, so latency would be bounded below by the 1 s int
 Reported per ``--interval`` (30 s): events/s produced, windows received, RSS, CPU,
 latency p50/p99; and over the run after the warm-up: RSS growth = (max RSS after the
 warm-up - RSS at its end) / RSS at its end, latency p50/p99. Targets: RSS growth < 5%,
-p99 latency < 100 ms. The table and summary go to ``bench/results/soak.md``, the plot to
-``bench/results/soak.png`` (needs matplotlib: ``pip install -e '.[bench]'``).
+p99 latency < 100 ms; beside the growth, the least-squares slope of RSS after the
+warm-up in MiB per 10 minutes. The table and summary go to ``bench/results/NAME.md``,
+the plot to ``bench/results/NAME.png`` (``--results-name NAME``, default ``soak``, so
+that repeated runs keep their own files; the plot needs matplotlib:
+``pip install -e '.[bench]'``).
+
+What grows: ``--tracemalloc-every S`` makes the daemon trace its allocations and dump a
+snapshot every ``S`` s (``soak_job.trace_allocations``, through ``SOAK_TRACEMALLOC_*``
+environment variables, so the engine knows nothing of it); after the run the snapshots
+are compared (``soak_tracemalloc.py``: the first against the end of the warm-up, the
+end of the warm-up and the ones after it against the last) and the top allocation sites
+by growth, file:line with bytes and blocks, are appended to the results file, each
+marked bounded or growing. Tracing slows the daemon: make it a run of its own, at a
+lower ``--rate`` if it cannot keep up.
 """
 
 from __future__ import annotations
@@ -68,7 +80,7 @@ from typing import Any, ClassVar
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import RESULT_PREFIX, parse_result, peak_rss_kib  # noqa: E402
+from _common import RESULT_PREFIX, parse_result, peak_rss_kib, pid_from  # noqa: E402
 from bench_kafka import ROOT, Service, create_topic, engine_for_jobs, stop_services  # noqa: E402
 from soak_job import OUT_OF_ORDER_MS, WINDOW_MS  # noqa: E402
 
@@ -384,13 +396,6 @@ class CpuMeter:
         return 100.0 * (cpu - c) / max(now - t, 1e-9)
 
 
-def _pid_from(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def _http_get(url: str, timeout: float) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -566,6 +571,12 @@ async def soak(
         env, SOAK_BOOTSTRAP=bootstrap, SOAK_TOPIC_IN=topic_in, SOAK_TOPIC_OUT=topic_out,
         SOAK_GROUP=f"soak-{tag}", SOAK_FLOW=f"soak-{tag}",
     )  # fmt: skip
+    if a.tracemalloc_every is not None:
+        job_env_.update(
+            SOAK_TRACEMALLOC_EVERY=str(a.tracemalloc_every),
+            SOAK_TRACEMALLOC_DIR=str(a.tracemalloc_dir),
+            SOAK_TRACEMALLOC_FRAMES=str(a.tracemalloc_frames),
+        )
     data = SoakData()
     stop = asyncio.Event()
     # Every loop below also stops by itself at this deadline.
@@ -763,6 +774,7 @@ def summarize(data: SoakData, a: argparse.Namespace) -> dict[str, Any]:
         "growth": growth,
         "rss_warm_max": max((s.rss_mib for s in warm), default=math.nan),
         "slope_mib_per_min": slope,
+        "slope_mib_per_10min": 10 * slope,
         "late_slope_mib_per_min": late_slope,
         "p50": percentile(lat, 0.50),
         "p90": percentile(lat, 0.90),
@@ -819,7 +831,9 @@ def build_markdown(
         f"- RSS: {_f(s['rss_warm'], '.1f')} MiB at the end of the warm-up, max "
         f"{_f(s['rss_max'], '.1f')} MiB after it, {_f(s['rss_end'], '.1f')} MiB at the end; growth "
         f"{_f(100 * s['growth'], '.2f')}% (target < {100 * RSS_GROWTH_TARGET:.0f}%: "
-        f"**{verdict[s['rss_pass']]}**). For reading it: max during the warm-up "
+        f"**{verdict[s['rss_pass']]}**); slope after the warm-up "
+        f"{_f(s['slope_mib_per_10min'], '+.2f')} MiB per 10 min. For reading it: max during "
+        f"the warm-up "
         f"{_f(s['rss_warm_max'], '.1f')} MiB; least-squares slope after the warm-up "
         f"{_f(s['slope_mib_per_min'], '+.3f')} MiB/min, over its second half "
         f"{_f(s['late_slope_mib_per_min'], '+.3f')} MiB/min.",
@@ -994,8 +1008,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
     ap.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
+    ap.add_argument(
+        "--results-name",
+        default="soak",
+        help="results file stem: NAME.md and NAME.png in --results-dir (default soak)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the raw series here")
     ap.add_argument("--engine", choices=("snapshot", "live"), default="snapshot")
+    ap.add_argument(
+        "--tracemalloc-every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the daemon traces allocations and dumps a snapshot this often; the results "
+        "gain what grew where (slows the daemon: a run of its own, at a lower --rate)",
+    )
+    ap.add_argument(
+        "--tracemalloc-dir",
+        type=Path,
+        default=None,
+        help="keep the snapshots here (default: a temporary folder, removed at the end)",
+    )
+    ap.add_argument("--tracemalloc-frames", type=int, default=1, help="frames per trace")
+    ap.add_argument("--tracemalloc-top", type=int, default=15, help="sites per table")
     a = ap.parse_args(argv)
     if a.warmup >= a.duration:
         ap.error("--warmup must be shorter than --duration")
@@ -1005,12 +1040,14 @@ def main(argv: list[str] | None = None) -> int:
     services: list[Service] = []
     pids: dict[str, int | None] = {}
     log_path = tmp / "daemon.log"
+    if a.tracemalloc_every is not None and a.tracemalloc_dir is None:
+        a.tracemalloc_dir = tmp / "tracemalloc"
     try:
         if a.bootstrap is None:
             kafka = Service("kafka.sh", "KAFKA_BOOTSTRAP", tmp)
             services.append(kafka)
             bootstrap = kafka.start()
-            pids["broker"] = _pid_from(kafka.dir / "kafka.pid")
+            pids["broker"] = pid_from(kafka.dir / "kafka.pid")
             broker = f"private broker at {bootstrap} (scripts/kafka.sh, KRaft, 1 node)"
         else:
             bootstrap, broker = a.bootstrap, f"broker at {a.bootstrap} (given)"
@@ -1018,7 +1055,7 @@ def main(argv: list[str] | None = None) -> int:
             redis = Service("redis.sh", "REDIS_URL", tmp)
             services.append(redis)
             redis_url = redis.start()
-            pids["redis"] = _pid_from(redis.dir / "redis.pid")
+            pids["redis"] = pid_from(redis.dir / "redis.pid")
             redis_where = f"private redis-server at {redis_url} (scripts/redis.sh)"
         else:
             redis_url, redis_where = a.redis_url, f"Redis at {a.redis_url} (given)"
@@ -1061,9 +1098,23 @@ def main(argv: list[str] | None = None) -> int:
             f"{load_end}.",
             f"Engine: {engine}. Kafka: {broker}. Redis: {redis_where}.",
         ]
+        if a.tracemalloc_every is not None:
+            header.append(
+                f"The daemon traced its allocations with tracemalloc (snapshot every "
+                f"{a.tracemalloc_every:g} s), which slows it: figures below are for this "
+                f"run only, and its section at the end says what grew."
+            )
         md = build_markdown(a, header, rows, s, data, probe_line, rate)
+        if a.tracemalloc_every is not None:
+            from soak_tracemalloc import load, report
+
+            points = load(a.tracemalloc_dir, data.t0 or 0.0)
+            md += "\n" + report(
+                points, a.warmup, a.tracemalloc_every, a.tracemalloc_frames, a.tracemalloc_top
+            )
         a.results_dir.mkdir(parents=True, exist_ok=True)
-        md_path, png_path = a.results_dir / "soak.md", a.results_dir / "soak.png"
+        md_path = a.results_dir / f"{a.results_name}.md"
+        png_path = a.results_dir / f"{a.results_name}.png"
         md_path.write_text(md)
         why = plot(png_path, data, a)
         if a.json is not None:

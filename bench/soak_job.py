@@ -20,11 +20,21 @@ latency would be bounded below by the interval rather than measure the engine.
 
 With a ``group_id`` and the daemon's ``--state`` the flow runs as one task per input
 partition (docs/scale-out.md), each checkpointed in Redis.
+
+Allocation tracing (``bench_soak.py --tracemalloc-every``), kept here rather than in the
+engine: with ``SOAK_TRACEMALLOC_EVERY`` (seconds) and ``SOAK_TRACEMALLOC_DIR`` set,
+``flow()`` starts ``tracemalloc`` (``SOAK_TRACEMALLOC_FRAMES`` frames per trace, default
+1) and a thread that dumps a snapshot at once and then every so many seconds, as
+``DIR/snap-<wall clock s>.tracemalloc``.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
+import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import streamcore as sc
@@ -88,8 +98,36 @@ def _result(w: sc.WindowResult) -> dict[str, Any]:
     return {"user": w.key, "start": w.start, "n": w.value["n"], "total": w.value["total"]}
 
 
+def trace_allocations() -> None:
+    """Start tracemalloc and the snapshot thread if ``SOAK_TRACEMALLOC_EVERY`` asks for it."""
+    every = os.environ.get("SOAK_TRACEMALLOC_EVERY")
+    if not every or tracemalloc.is_tracing():
+        return
+    out = Path(os.environ["SOAK_TRACEMALLOC_DIR"])
+    out.mkdir(parents=True, exist_ok=True)
+    tracemalloc.start(int(os.environ.get("SOAK_TRACEMALLOC_FRAMES", "1")))
+
+    def dump() -> None:
+        path = out / f"snap-{time.time():.3f}.tracemalloc"
+        # Written under another name first, so that a reader never loads half a file.
+        part = path.with_suffix(".part")
+        tracemalloc.take_snapshot().dump(str(part))
+        part.rename(path)
+
+    # Never set: the thread is a daemon thread, which the process's exit ends.
+    never = threading.Event()
+
+    def every_so_often() -> None:
+        dump()
+        while not never.wait(float(every)):
+            dump()
+
+    threading.Thread(target=every_so_often, name="soak-tracemalloc", daemon=True).start()
+
+
 def flow() -> sc.Dataflow:
     """The daemon's target: the soak flow configured from ``SOAK_*`` environment variables."""
+    trace_allocations()
     env = os.environ
     built, _ = build_flow(
         env.get("SOAK_FLOW", "bench-soak"),
