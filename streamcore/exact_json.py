@@ -46,6 +46,6 @@ def loads(data: bytes | str) -> Any:
 def loads_for(texts: list[bytes]) -> Callable[[bytes | str], Any]:
     """The loads to use for every one of ``texts``: orjson's when none of them has a run
     of 19 digits (the check made once over all of them), else the exact ``loads``."""
-    if _RUN in _SEPARATOR.join(texts).translate(_ZEROS):
+    if may_lose_precision(_SEPARATOR.join(texts)):
         return loads
     return orjson.loads
