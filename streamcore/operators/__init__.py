@@ -10,8 +10,9 @@ Design: docs/joins.md
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from streamcore._lazy import lazy_attributes
 from streamcore.graph.nodes import (
     LATE,
     AsofJoinNode,
@@ -34,14 +35,11 @@ __all__ = ["JoinResult", "JoinStatistics", "join_step"]
 
 # Each operator's module is imported when a flow first builds its step, so a flow without
 # joins or async stages does not import them (docs/performance.md#start-up).
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("JoinResult", "JoinStatistics"):
-        from streamcore.operators import join_result
-
-        return getattr(join_result, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    globals(),
+    {"JoinResult": "streamcore.operators.join_result", "JoinStatistics": "streamcore.operators.join_result"},
+)
 
 
 def join_step(node: JoinNode, late: Step, on_failure: Callable[..., None], input_channels: list[list[int]] | None = None) -> JoinStep:
