@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from streamcore.daemon.config import ConfigError, apply_config, parse_restart
+from streamcore.daemon.exit_codes import EXIT_FAILED, EXIT_USAGE
 from streamcore.daemon.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from streamcore.errors import (
     GraphError,
@@ -226,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parse(parser, list(sys.argv[1:] if argv is None else argv))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2  # EXIT_USAGE, without importing the runner for it
-    from streamcore.daemon.run import EXIT_FAILED, EXIT_USAGE, RunOptions, run_target
+        return EXIT_USAGE
+    from streamcore.daemon.run import RunOptions, run_target
     from streamcore.daemon.signals import exit_status_for
     from streamcore.daemon.target import load_target
     from streamcore.runtime.loop import run_coroutine

@@ -35,6 +35,7 @@ from streamcore.batch.pipeline import Pipeline
 from streamcore.batch.progress import ProgressReporter, make_reporter
 from streamcore.batch.result import PipelineResult, TaskRun
 from streamcore.batch.schedule import Schedule, run_scheduled
+from streamcore.daemon.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from streamcore.daemon.signals import GracefulSignals, exit_status_for
 from streamcore.daemon.target import resolve_target
 from streamcore.dataflow.flow import Dataflow
@@ -46,9 +47,6 @@ from streamcore.state.store import StateStore
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "RunOptions", "UsageError", "run_target"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 log = logging.getLogger("streamcore.daemon")
 

@@ -40,10 +40,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streamcore.daemon.run import EXIT_USAGE, UsageError
+from streamcore.daemon.exit_codes import EXIT_USAGE
 from streamcore.daemon.signals import exit_status_for
 from streamcore.daemon.target import load_target, resolve_target
 from streamcore.dataflow.flow import Dataflow
+from streamcore.errors import UsageError
 from streamcore.graph.nodes import SourceNode
 from streamcore.runtime.loop import run_coroutine
 
